@@ -1,0 +1,30 @@
+"""Settings, read once from `FHIR_*` environment variables and passed down explicitly.
+
+Every variable is listed in README.md's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server configuration. Unset `mongodb_uri` means: start the embedded store under `data_dir`."""
+
+    model_config = SettingsConfigDict(env_prefix="FHIR_", frozen=True)
+
+    mongodb_uri: str | None = None
+    database: str = "fhir"
+    data_dir: Path = Path(".fhir-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_json_depth: int = 64
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    delete_missing_status: int = 204
+    embedded_port: int = 27117
+    log_level: str = "info"

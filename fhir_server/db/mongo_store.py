@@ -1,0 +1,179 @@
+"""`ResourceStore` on MongoDB (PyMongo's async API).
+
+Layout (docs/ARCHITECTURE.md#storage):
+- one collection per resource type holds current versions: `{_id: id, v, ts, m, raw, resource, ix}`;
+  `resource` is the FHIR JSON for ordinary MongoDB tools, `raw` the exact bytes served, `ix` the search
+  values; a deletion keeps a tombstone (`raw` and `resource` absent) so the version number carries on.
+- one `history` collection holds every version of every type: `{_id: "Type/id/v", t, i, v, ts, m, raw}`.
+Each write updates both inside one MongoDB transaction.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bson import Binary, Decimal128
+from bson.codec_options import CodecOptions, TypeEncoder, TypeRegistry
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from fhir_server.db.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion, VersionConflict
+
+HISTORY = "history"
+_CURRENT_FIELDS = {"v": 1, "ts": 1, "m": 1, "raw": 1}
+
+
+class _DecimalEncoder(TypeEncoder):
+    """FHIR decimals are parsed as `Decimal`; Decimal128 keeps their digits and compares numerically."""
+
+    python_type = Decimal
+
+    def transform_python(self, value: Decimal) -> Decimal128:
+        return Decimal128(value)
+
+
+CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
+    tz_aware=True, type_registry=TypeRegistry([_DecimalEncoder()])
+)
+
+_session: contextvars.ContextVar[AsyncClientSession | None] = contextvars.ContextVar("fhir_session", default=None)
+
+
+def _as_version(resource_type: str, id: str, doc: dict[str, Any]) -> StoredVersion:
+    raw = doc.get("raw")
+    return StoredVersion(resource_type, id, int(doc["v"]), doc["ts"], doc.get("m", "PUT"),
+                         bytes(raw) if raw is not None else None)
+
+
+class MongoResourceStore:
+    """The MongoDB implementation of `ResourceStore`."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._client = client
+        self._db: AsyncDatabase[dict[str, Any]] = client.get_database(database, codec_options=CODEC_OPTIONS)
+
+    @property
+    def database(self) -> AsyncDatabase[dict[str, Any]]:
+        return self._db
+
+    async def ensure_indexes(self) -> None:
+        """History indexes serve the three history levels newest-first; `_id` serves reads."""
+        history = self._db[HISTORY]
+        await history.create_index([("k", DESCENDING)], name="system_history")
+        await history.create_index([("t", ASCENDING), ("k", DESCENDING)], name="type_history")
+        await history.create_index([("t", ASCENDING), ("i", ASCENDING), ("k", DESCENDING)], name="instance_history")
+
+    async def ensure_type_indexes(self, resource_type: str, specs: list[tuple[str, list[tuple[str, int]]]]) -> None:
+        collection = self._db[resource_type]
+        for name, keys in specs:
+            await collection.create_index(keys, name=name)
+
+    async def current(self, resource_type: str, id: str) -> StoredVersion | None:
+        doc = await self._db[resource_type].find_one({"_id": id}, _CURRENT_FIELDS, session=_session.get())
+        return _as_version(resource_type, id, doc) if doc else None
+
+    async def version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        doc = await self._db[HISTORY].find_one({"_id": f"{resource_type}/{id}/{version}"}, session=_session.get())
+        return _as_version(resource_type, id, doc) if doc else None
+
+    async def commit(self, new: NewVersion, expected: int | None) -> None:
+        session = _session.get()
+        if session is not None:
+            await self._write(new, expected, session)
+            return
+        async with self._client.start_session() as own:
+            async def work(s: AsyncClientSession) -> None:
+                await self._write(new, expected, s)
+            await own.with_transaction(work)
+
+    async def _write(self, new: NewVersion, expected: int | None, session: AsyncClientSession) -> None:
+        current: dict[str, Any] = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method}
+        if new.raw is not None:
+            current.update(raw=Binary(new.raw), resource=new.document, ix=new.index)
+        collection = self._db[new.resource_type]
+        if expected is None:
+            try:
+                await collection.insert_one(current, session=session)
+            except DuplicateKeyError:
+                raise VersionConflict(f"{new.resource_type}/{new.id} already exists") from None
+        else:
+            result = await collection.replace_one({"_id": new.id, "v": expected}, current, session=session)
+            if result.matched_count != 1:
+                raise VersionConflict(f"{new.resource_type}/{new.id} is no longer at version {expected}")
+        key = f"{new.resource_type}/{new.id}/{new.version}"
+        entry: dict[str, Any] = {"_id": key, "t": new.resource_type, "i": new.id, "v": new.version,
+                                 "ts": new.last_updated, "k": _sort_key(new.last_updated, key), "m": new.method}
+        if new.raw is not None:
+            entry["raw"] = Binary(new.raw)
+        try:
+            await self._db[HISTORY].insert_one(entry, session=session)
+        except DuplicateKeyError:
+            raise VersionConflict(f"{new.resource_type}/{new.id} version {new.version} exists") from None
+        if expected is not None:  # the superseded version stops being current now (serves `_at`)
+            await self._db[HISTORY].update_one({"_id": f"{new.resource_type}/{new.id}/{expected}"},
+                                               {"$set": {"until": new.last_updated}}, session=session)
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        criteria: dict[str, Any] = {}
+        if query.resource_type:
+            criteria["t"] = query.resource_type
+        if query.id:
+            criteria["i"] = query.id
+        key_range: dict[str, str] = {}
+        if query.since:
+            key_range["$gte"] = _sort_key(query.since, "")
+        if query.after:
+            key_range["$lt"] = query.after
+        if key_range:
+            criteria["k"] = key_range
+        if query.at:
+            criteria["ts"] = {"$lte": query.at}
+            criteria["$or"] = [{"until": {"$exists": False}}, {"until": {"$gt": query.at}}]
+        cursor = self._db[HISTORY].find(criteria, sort=[("k", DESCENDING)], limit=query.limit + 1, session=_session.get())
+        docs = [doc async for doc in cursor]
+        more = len(docs) > query.limit
+        docs = docs[: query.limit]
+        entries = [_as_version(d["t"], d["i"], d) for d in docs]
+        return HistoryPage(entries, docs[-1]["k"] if more and docs else None)
+
+    async def find_ids(self, resource_type: str, criteria: dict[str, Any], limit: int) -> list[str]:
+        query = {**criteria, "raw": {"$exists": True}}
+        cursor = self._db[resource_type].find(query, {"_id": 1}, limit=limit, session=_session.get())
+        return [doc["_id"] async for doc in cursor]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if _session.get() is not None:  # nested: join the outer unit of work
+            yield
+            return
+        async with self._client.start_session() as session:
+            async with await session.start_transaction():
+                token = _session.set(session)
+                try:
+                    yield
+                finally:
+                    _session.reset(token)
+
+    async def ping(self) -> bool:
+        try:
+            await self._client.admin.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def stream_types(self) -> AsyncIterator[str]:
+        for name in sorted(await self._db.list_collection_names()):
+            if name[:1].isupper():
+                yield name
+
+
+def _sort_key(ts: datetime, key: str) -> str:
+    """History order in one indexable string: milliseconds since the epoch (zero-padded), then the entry id."""
+    return f"{int(ts.timestamp() * 1000):015d}|{key}"

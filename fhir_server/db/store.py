@@ -1,0 +1,99 @@
+"""The resource store contract: current versions, every past version, and atomic units of work.
+
+Interactions (`rest/`), search and Bundle processing talk to this protocol only. The store never validates
+and never builds FHIR JSON: it keeps what it is given and hands back the stored bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class VersionConflict(Exception):
+    """The resource is no longer at the version the writer read (someone else wrote first)."""
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of one resource as stored. `raw` is the JSON served to clients; None for a deletion."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: datetime
+    method: str
+    raw: bytes | None
+
+    @property
+    def deleted(self) -> bool:
+        return self.raw is None
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A version about to be written. `document` is the resource as BSON-ready data (None for a deletion);
+    `index` holds server-owned values extracted for search."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: datetime
+    method: str
+    raw: bytes | None
+    document: dict[str, Any] | None
+    index: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Which history to list: system (no type), type (no id) or instance. Newest first.
+
+    `since` keeps versions at or after it, `at` keeps the versions current at that instant, and `after`
+    is the opaque keyset cursor the previous page returned."""
+
+    resource_type: str | None = None
+    id: str | None = None
+    since: datetime | None = None
+    at: datetime | None = None
+    limit: int = 50
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[StoredVersion]
+    next_cursor: str | None
+    total: int | None = None
+
+
+class ResourceStore(Protocol):
+    async def current(self, resource_type: str, id: str) -> StoredVersion | None:
+        """The newest version (a deletion included), or None if the id was never written."""
+
+    async def version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
+        """One past or current version, or None if it does not exist."""
+
+    async def commit(self, new: NewVersion, expected: int | None) -> None:
+        """Write `new` as the current version and append it to history, atomically.
+
+        `expected` is the version the writer based its change on (None: the id must not exist yet).
+        Raises `VersionConflict` if the stored current version differs."""
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        """One page of history entries, newest first."""
+
+    async def find_ids(self, resource_type: str, criteria: dict[str, Any], limit: int) -> list[str]:
+        """Ids of current, non-deleted resources matching store-level `criteria` (at most `limit`)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """A unit of work: every store call awaited inside it commits or rolls back together."""
+
+    async def ping(self) -> bool:
+        """Whether the database answers."""
+
+    def stream_types(self) -> AsyncIterator[str]:
+        """Resource types that have at least one stored resource."""

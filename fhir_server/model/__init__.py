@@ -1,0 +1,1 @@
+"""Resource types, validation and (later) custom resource definitions."""
