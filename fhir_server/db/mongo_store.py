@@ -11,11 +11,11 @@ Each write updates both inside one MongoDB transaction.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import Binary, Decimal128
 from bson.codec_options import CodecOptions, TypeEncoder, TypeRegistry
@@ -27,6 +27,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from fhir_server.db.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion, VersionConflict
 
 HISTORY = "history"
+LOCKS = "locks"
+T = TypeVar("T")
 _CURRENT_FIELDS = {"v": 1, "ts": 1, "m": 1, "raw": 1}
 
 
@@ -48,7 +50,7 @@ _session: contextvars.ContextVar[AsyncClientSession | None] = contextvars.Contex
 
 def _as_version(resource_type: str, id: str, doc: dict[str, Any]) -> StoredVersion:
     raw = doc.get("raw")
-    return StoredVersion(resource_type, id, int(doc["v"]), doc["ts"], doc.get("m", "PUT"),
+    return StoredVersion(resource_type, id, int(doc["v"]), doc["ts"].astimezone(UTC), doc.get("m", "PUT"),
                          bytes(raw) if raw is not None else None)
 
 
@@ -134,8 +136,9 @@ class MongoResourceStore:
         if key_range:
             criteria["k"] = key_range
         if query.at:
-            criteria["ts"] = {"$lte": query.at}
-            criteria["$or"] = [{"until": {"$exists": False}}, {"until": {"$gt": query.at}}]
+            start, end = query.at
+            criteria["ts"] = {"$lte": end}
+            criteria["$or"] = [{"until": {"$exists": False}}, {"until": {"$gt": start}}]
         cursor = self._db[HISTORY].find(criteria, sort=[("k", DESCENDING)], limit=query.limit + 1, session=_session.get())
         docs = [doc async for doc in cursor]
         more = len(docs) > query.limit
@@ -160,6 +163,24 @@ class MongoResourceStore:
                     yield
                 finally:
                     _session.reset(token)
+
+    async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
+        if _session.get() is not None:
+            return await work()
+        async with self._client.start_session() as session:
+            async def attempt(s: AsyncClientSession) -> T:
+                token = _session.set(s)
+                try:
+                    return await work()
+                finally:
+                    _session.reset(token)
+            return await session.with_transaction(attempt)
+
+    async def lock(self, key: str) -> None:
+        session = _session.get()
+        if session is None:
+            raise RuntimeError("lock() only has meaning inside atomically()")
+        await self._db[LOCKS].update_one({"_id": key}, {"$inc": {"n": 1}}, upsert=True, session=session)
 
     async def ping(self) -> bool:
         try:

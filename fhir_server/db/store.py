@@ -6,11 +6,13 @@ and never builds FHIR JSON: it keeps what it is given and hands back the stored 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class VersionConflict(Exception):
@@ -52,13 +54,14 @@ class NewVersion:
 class HistoryQuery:
     """Which history to list: system (no type), type (no id) or instance. Newest first.
 
-    `since` keeps versions at or after it, `at` keeps the versions current at that instant, and `after`
+    `since` keeps versions at or after it, `at` (a period) keeps the versions that were current at some
+    point within it, and `after`
     is the opaque keyset cursor the previous page returned."""
 
     resource_type: str | None = None
     id: str | None = None
     since: datetime | None = None
-    at: datetime | None = None
+    at: tuple[datetime, datetime] | None = None
     limit: int = 50
     after: str | None = None
 
@@ -91,6 +94,13 @@ class ResourceStore(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """A unit of work: every store call awaited inside it commits or rolls back together."""
+
+    async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` as one transaction, re-running it on transient conflicts; joins an outer unit of work."""
+
+    async def lock(self, key: str) -> None:
+        """Inside `atomically`: serialise with every other unit of work that locks the same key (used so that
+        two conditional creates with the same criteria cannot both create)."""
 
     async def ping(self) -> bool:
         """Whether the database answers."""

@@ -1,0 +1,47 @@
+"""create: `POST [base]/[type]` (http.html#create), with conditional create (`If-None-Exist`, #ccreate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server import errors
+from fhir_server.context import RequestContext
+from fhir_server.rest.response import FhirResponse, version_headers, written
+from fhir_server.rest.write import as_stored, build_version, check_body, check_type, commit, new_id
+from fhir_server.search.criteria import lock_key, parse_query, to_criteria
+from fhir_server.services import Services
+
+
+async def create(services: Services, ctx: RequestContext, resource_type: str, body: Any,
+                 if_none_exist: str | None) -> FhirResponse:
+    check_type(services, resource_type)
+    resource = check_body(services, resource_type, body, None)
+    if if_none_exist is None:
+        return await _create(services, ctx, resource_type, resource)
+    params = parse_query(if_none_exist)
+    criteria = to_criteria(resource_type, params)
+    store = services.store
+
+    async def conditionally() -> FhirResponse:
+        await store.lock(lock_key(resource_type, params))
+        ids = await store.find_ids(resource_type, criteria, limit=2)
+        if len(ids) > 1:
+            raise errors.precondition_failed(f"If-None-Exist: {if_none_exist} matches more than one {resource_type}")
+        if ids:
+            existing = await store.current(resource_type, ids[0])
+            assert existing is not None and existing.raw is not None
+            headers = version_headers(existing, ctx.base_url, location=True)
+            if ctx.prefer.return_ == "minimal":
+                return FhirResponse(200, None, headers)
+            return FhirResponse(200, existing.raw, headers)
+        return await _create(services, ctx, resource_type, resource)
+
+    return await store.atomically(conditionally)
+
+
+async def _create(services: Services, ctx: RequestContext, resource_type: str, resource: dict[str, Any]) -> FhirResponse:
+    id = new_id()
+    _, new = await commit(services, resource_type, id, None,
+                          lambda current: build_version(resource_type, id, resource, current, ctx, "POST"))
+    assert new is not None
+    return written(as_stored(new), 201, ctx.base_url, ctx.prefer.return_, f"Created {resource_type}/{id}")

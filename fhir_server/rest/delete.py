@@ -1,0 +1,64 @@
+"""delete: `DELETE [base]/[type]/[id]` (http.html#delete) and conditional delete (`DELETE [type]?query`).
+
+Deletion writes a new version (a tombstone), so history keeps the deletion and a later update re-creates
+the resource with the next version number. Deleting what was never there answers with the status the
+CapabilityStatement declares (`FHIR_DELETE_MISSING_STATUS`, 204 or 404); deleting twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from fhir_server import errors
+from fhir_server.context import RequestContext
+from fhir_server.db.store import NewVersion, StoredVersion
+from fhir_server.rest.response import FhirResponse, etag, information
+from fhir_server.rest.write import build_version, check_id, check_type, commit
+from fhir_server.search.criteria import lock_key, parse_query, to_criteria
+from fhir_server.services import Services
+
+
+async def delete(services: Services, ctx: RequestContext, resource_type: str, id: str,
+                 if_match: int | None) -> FhirResponse:
+    check_type(services, resource_type)
+    check_id(id)
+
+    def change(current: StoredVersion | None) -> NewVersion | None:
+        if current is None or current.deleted:
+            return None
+        return build_version(resource_type, id, None, current, ctx, "DELETE")
+
+    seen, new = await commit(services, resource_type, id, if_match, change)
+    if seen is None:
+        if services.settings.delete_missing_status == 404:
+            raise errors.not_found(f"{resource_type}/{id} is not known")
+        return _answer(ctx, f"{resource_type}/{id} did not exist; nothing to delete", None)
+    version = new.version if new else seen.version
+    message = f"Deleted {resource_type}/{id}" if new else f"{resource_type}/{id} was already deleted"
+    return _answer(ctx, message, version)
+
+
+async def conditional_delete(services: Services, ctx: RequestContext, resource_type: str, query: str) -> FhirResponse:
+    """Deletes the single match; several matches are a 412 (the CapabilityStatement declares `single`)."""
+    check_type(services, resource_type)
+    params = parse_query(query)
+    criteria = to_criteria(resource_type, params)
+    store = services.store
+
+    async def conditionally() -> FhirResponse:
+        await store.lock(lock_key(resource_type, params))
+        ids = await store.find_ids(resource_type, criteria, limit=2)
+        if len(ids) > 1:
+            raise errors.precondition_failed(f"DELETE {resource_type}?{query} matches more than one resource")
+        if not ids:
+            if services.settings.delete_missing_status == 404:
+                raise errors.not_found(f"No {resource_type} matches {query}")
+            return _answer(ctx, f"No {resource_type} matches {query}; nothing to delete", None)
+        return await delete(services, ctx, resource_type, ids[0], None)
+
+    return await store.atomically(conditionally)
+
+
+def _answer(ctx: RequestContext, message: str, version: int | None) -> FhirResponse:
+    headers = {"ETag": etag(version)} if version is not None else {}
+    if ctx.prefer.return_ == "OperationOutcome":
+        return FhirResponse(200, information(message), headers)
+    return FhirResponse(204, None, headers)

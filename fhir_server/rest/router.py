@@ -1,0 +1,197 @@
+"""The FastAPI adapter: HTTP in, interaction call, HTTP out. The only module that routes FHIR requests.
+
+Each route parses what HTTP carries (headers, query, body) into plain values, builds the
+`RequestContext`, calls one interaction function and renders its `FhirResponse`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from fhir_server import errors, fhirjson
+from fhir_server.context import RequestContext
+from fhir_server.rest import create, delete, history, patch, read, update, vread
+from fhir_server.rest.negotiate import JSON_PATCH, check_body_type, is_pretty, response_type
+from fhir_server.rest.preconditions import parse_preconditions, parse_prefer
+from fhir_server.rest.response import FhirResponse
+from fhir_server.rest.subset import parse_subset
+from fhir_server.services import Services
+
+router = APIRouter()
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def base_url(request: Request) -> str:
+    configured = services_of(request).settings.base_url
+    if configured:
+        return configured.rstrip("/")
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def context(request: Request) -> RequestContext:
+    return RequestContext(
+        request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+        base_url=base_url(request),
+        now=datetime.now(UTC),
+        prefer=parse_prefer(request.headers.get("prefer")),
+        pretty=is_pretty(request.query_params.get("_pretty")),
+    )
+
+
+def render(request: Request, ctx: RequestContext, result: FhirResponse) -> Response:
+    media = response_type(request.query_params.get("_format"), request.headers.get("accept"))
+    body = result.render(ctx.pretty)
+    headers = dict(result.headers)
+    headers["X-Request-Id"] = ctx.request_id
+    if result.body is None:
+        return Response(status_code=result.status, headers=headers)
+    return Response(body, status_code=result.status, headers=headers, media_type=f"{media}; charset=utf-8")
+
+
+async def read_body(request: Request, allowed: set[str] | None = None) -> Any:
+    """The parsed JSON body, refused early when it is over the size limit or not JSON."""
+    settings = services_of(request).settings
+    check_body_type(request.headers.get("content-type"), allowed)
+    limit = settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise errors.too_large(f"The body is {declared} bytes; at most {limit} are accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.too_large(f"The body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    if size == 0:
+        raise errors.invalid("The request has no body")
+    return fhirjson.parse(b"".join(chunks), settings.max_json_depth)
+
+
+def preconditions(request: Request) -> Any:
+    h = request.headers
+    return parse_preconditions(h.get("if-match"), h.get("if-none-match"), h.get("if-modified-since"),
+                               h.get("if-none-exist"))
+
+
+def subset(request: Request) -> Any:
+    q = request.query_params
+    return parse_subset(q.get("_summary"), q.get("_elements"))
+
+
+def negotiate_first(request: Request) -> None:
+    """Refuse an unacceptable `Accept`/`_format` before doing any work (and before any write)."""
+    response_type(request.query_params.get("_format"), request.headers.get("accept"))
+
+
+def query_string(request: Request) -> str:
+    return request.url.query
+
+
+@router.get("/metadata")
+async def get_metadata(request: Request) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, FhirResponse(200, request.app.state.capability_statement(ctx.base_url)))
+
+
+@router.get("/_history")
+async def get_system_history(request: Request) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = list(request.query_params.multi_items())
+    return render(request, ctx, await history.history(services_of(request), ctx, None, None, params))
+
+
+@router.get("/{resource_type}/_history")
+async def get_type_history(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = list(request.query_params.multi_items())
+    return render(request, ctx, await history.history(services_of(request), ctx, resource_type, None, params))
+
+
+@router.get("/{resource_type}/{id}/_history")
+async def get_instance_history(request: Request, resource_type: str, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = list(request.query_params.multi_items())
+    return render(request, ctx, await history.history(services_of(request), ctx, resource_type, id, params))
+
+
+@router.get("/{resource_type}/{id}/_history/{vid}")
+async def get_version(request: Request, resource_type: str, id: str, vid: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, await vread.vread(services_of(request), ctx, resource_type, id, vid, subset(request)))
+
+
+@router.get("/{resource_type}/{id}")
+async def get_resource(request: Request, resource_type: str, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    result = await read.read(services_of(request), ctx, resource_type, id, preconditions(request), subset(request))
+    return render(request, ctx, result)
+
+
+@router.post("/{resource_type}")
+async def post_resource(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    body = await read_body(request)
+    result = await create.create(services_of(request), ctx, resource_type, body,
+                                 request.headers.get("if-none-exist") or None)
+    return render(request, ctx, result)
+
+
+@router.put("/{resource_type}/{id}")
+async def put_resource(request: Request, resource_type: str, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    pre = preconditions(request)
+    body = await read_body(request)
+    return render(request, ctx, await update.update(services_of(request), ctx, resource_type, id, body, pre.if_match))
+
+
+@router.put("/{resource_type}")
+async def put_conditional(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    pre = preconditions(request)
+    body = await read_body(request)
+    result = await update.conditional_update(services_of(request), ctx, resource_type, query_string(request), body,
+                                             pre.if_match)
+    return render(request, ctx, result)
+
+
+@router.patch("/{resource_type}/{id}")
+async def patch_resource(request: Request, resource_type: str, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    pre = preconditions(request)
+    document = await read_body(request, {JSON_PATCH})
+    return render(request, ctx, await patch.patch(services_of(request), ctx, resource_type, id, document, pre.if_match))
+
+
+@router.delete("/{resource_type}/{id}")
+async def delete_resource(request: Request, resource_type: str, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    pre = preconditions(request)
+    return render(request, ctx, await delete.delete(services_of(request), ctx, resource_type, id, pre.if_match))
+
+
+@router.delete("/{resource_type}")
+async def delete_conditional(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    result = await delete.conditional_delete(services_of(request), ctx, resource_type, query_string(request))
+    return render(request, ctx, result)

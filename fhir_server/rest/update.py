@@ -1,0 +1,64 @@
+"""update: `PUT [base]/[type]/[id]` (http.html#update), update-as-create, and conditional update
+(`PUT [base]/[type]?query`, #cond-update)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir_server import errors
+from fhir_server.context import RequestContext
+from fhir_server.rest.response import FhirResponse, written
+from fhir_server.rest.write import as_stored, build_version, check_body, check_id, check_type, commit, new_id
+from fhir_server.search.criteria import lock_key, parse_query, to_criteria
+from fhir_server.services import Services
+
+
+async def update(services: Services, ctx: RequestContext, resource_type: str, id: str, body: Any,
+                 if_match: int | None) -> FhirResponse:
+    check_type(services, resource_type)
+    check_id(id)
+    resource = check_body(services, resource_type, body, id)
+    return await replace(services, ctx, resource_type, id, resource, if_match, "PUT")
+
+
+async def replace(services: Services, ctx: RequestContext, resource_type: str, id: str, resource: dict[str, Any],
+                  if_match: int | None, method: str) -> FhirResponse:
+    """Write `resource` as the next version of `id`: 201 if that creates it (or re-creates it after a
+    delete), 200 otherwise."""
+    seen, new = await commit(services, resource_type, id, if_match,
+                             lambda current: build_version(resource_type, id, resource, current, ctx, method))
+    assert new is not None
+    created = seen is None or seen.deleted
+    verb = "Created" if created else "Updated"
+    return written(as_stored(new), 201 if created else 200, ctx.base_url, ctx.prefer.return_,
+                   f"{verb} {resource_type}/{id} (version {new.version})")
+
+
+async def conditional_update(services: Services, ctx: RequestContext, resource_type: str, query: str, body: Any,
+                             if_match: int | None) -> FhirResponse:
+    check_type(services, resource_type)
+    params = parse_query(query)
+    criteria = to_criteria(resource_type, params)
+    if not isinstance(body, dict):
+        check_body(services, resource_type, body, None)
+    body_id = body.get("id")
+    store = services.store
+
+    async def conditionally() -> FhirResponse:
+        await store.lock(lock_key(resource_type, params))
+        ids = await store.find_ids(resource_type, criteria, limit=2)
+        if len(ids) > 1:
+            raise errors.precondition_failed(f"PUT {resource_type}?{query} matches more than one resource")
+        if ids:
+            if body_id is not None and body_id != ids[0]:
+                raise errors.invalid(f"The body's id '{body_id}' differs from the matched {resource_type}/{ids[0]}",
+                                     f"{resource_type}.id")
+            target = ids[0]
+        else:
+            target = body_id if isinstance(body_id, str) else new_id()
+            check_id(target)
+        resource = check_body(services, resource_type, {**body, "id": target}, target)
+        return await replace(services, ctx, resource_type, target, resource, if_match, "PUT")
+
+    return await store.atomically(conditionally)
+

@@ -1,0 +1,1 @@
+"""Search: turning FHIR search parameters into store criteria."""

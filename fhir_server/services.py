@@ -1,0 +1,24 @@
+"""The long-lived parts a request needs, built once in the app's lifespan and passed down explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fhir_server.config import Settings
+from fhir_server.db.store import ResourceStore
+from fhir_server.errors import Issue
+from fhir_server.model.registry import ResourceRegistry
+
+
+class Validator(Protocol):
+    def validate(self, resource: dict[str, Any]) -> list[Issue]:
+        """Issues found in `resource`; any with severity `error` rejects the write."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: ResourceStore
+    validator: Validator
+    registry: ResourceRegistry
