@@ -90,3 +90,15 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url + "/fhir", timeout=30,
                       headers={"Content-Type": "application/fhir+json"}) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def module_client(mongodb_uri: str) -> Iterator[httpx.Client]:
+    """One server and database for a whole module, for suites of many independent resources."""
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    try:
+        with httpx.Client(base_url=running.url + "/fhir", timeout=30,
+                          headers={"Content-Type": "application/fhir+json"}) as http:
+            yield http
+    finally:
+        running.stop()

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DAEMON = "secantusd-py"
 
@@ -74,6 +75,12 @@ class EmbeddedStore:
             self.process.wait(5)
 
 
+def _spawn(cmd: list[str], output: Any) -> subprocess.Popen[bytes]:
+    # A fresh session, so a Ctrl-C meant for the server does not kill the store before we stop it.
+    return subprocess.Popen(cmd, stdout=output, stderr=output, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
 def start(storage: Path, port: int | None = None, log_file: Path | None = None, timeout: float = 30.0) -> EmbeddedStore:
     """Start the store with its data in `storage` (`:memory:` for a throw-away one) and wait until it listens."""
     port = port or free_port()
@@ -81,12 +88,13 @@ def start(storage: Path, port: int | None = None, log_file: Path | None = None, 
         raise EmbeddedStoreError(f"port {port} is already in use; set FHIR_EMBEDDED_PORT to another port")
     if str(storage) != ":memory:":
         storage.mkdir(parents=True, exist_ok=True)
-    log_target = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     cmd = [_daemon_path(), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage),
            "--log-level", "WARNING"]
-    # A fresh process group, so a Ctrl-C meant for the server does not kill the store before we stop it.
-    process = subprocess.Popen(cmd, stdout=log_target, stderr=log_target, stdin=subprocess.DEVNULL,
-                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if log_file:
+        with open(log_file, "ab") as log_target:  # the child keeps its own copy of the descriptor
+            process = _spawn(cmd, log_target)
+    else:
+        process = _spawn(cmd, subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -66,11 +66,14 @@ class MongoResourceStore:
         return self._db
 
     async def ensure_indexes(self) -> None:
-        """History indexes serve the three history levels newest-first; `_id` serves reads."""
+        """History indexes serve the three history levels newest-first (walked backwards); `_id` serves reads.
+
+        Ascending keys on purpose: SecantusDB 0.7.0b3 drops boundary matches of a string `$gte` on a
+        descending index (see bench/RESULTS.md); MongoDB walks an ascending index backwards just as fast."""
         history = self._db[HISTORY]
-        await history.create_index([("k", DESCENDING)], name="system_history")
-        await history.create_index([("t", ASCENDING), ("k", DESCENDING)], name="type_history")
-        await history.create_index([("t", ASCENDING), ("i", ASCENDING), ("k", DESCENDING)], name="instance_history")
+        await history.create_index([("k", ASCENDING)], name="system_history")
+        await history.create_index([("t", ASCENDING), ("k", ASCENDING)], name="type_history")
+        await history.create_index([("t", ASCENDING), ("i", ASCENDING), ("k", ASCENDING)], name="instance_history")
 
     async def ensure_type_indexes(self, resource_type: str, specs: list[tuple[str, list[tuple[str, int]]]]) -> None:
         collection = self._db[resource_type]
