@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+
 def _terminology_dir() -> Path:
     """terminology/ beside the package in a source checkout; `share/fhir-server/terminology` when installed
     from a wheel (pyproject's data-files), as in the Docker image."""
