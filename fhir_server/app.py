@@ -28,6 +28,9 @@ from fhir_server.model.registry import ResourceRegistry
 from fhir_server.model.validate import ResourceValidator
 from fhir_server.rest import capabilities, health
 from fhir_server.rest.router import router
+from fhir_server.search import custom
+from fhir_server.search.extract import Extractor
+from fhir_server.search.registry import SearchRegistry
 from fhir_server.services import Services
 
 log = logging.getLogger("fhir_server")
@@ -110,11 +113,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             uri = store_process.uri
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, tz_aware=True, maxPoolSize=64)
         try:
-            store = MongoResourceStore(client, settings.database)
+            search_registry = SearchRegistry.official()
+            store = MongoResourceStore(client, settings.database, search_registry.index_keys)
             await store.ensure_indexes()
+            await custom.load(store, search_registry)
+            await store.prepare_existing()
             registry = ResourceRegistry()
-            app.state.services = Services(settings, store, ResourceValidator(), registry)
-            app.state.capability_statement = _capability_cache(settings, registry, started)
+            bases = (settings.base_url.rstrip("/"),) if settings.base_url else ()
+            services = Services(settings, store, ResourceValidator(), registry, search_registry,
+                                Extractor(search_registry, bases))
+            app.state.services = services
+            app.state.capability_statement = _capability_cache(services, started)
             yield
         finally:
             await client.close()
@@ -132,13 +141,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _capability_cache(settings: Settings, registry: ResourceRegistry, date: str) -> Callable[[str], dict[str, Any]]:
-    """The CapabilityStatement depends only on the base URL clients use; build it once per base."""
-    built: dict[str, dict[str, Any]] = {}
+def _capability_cache(services: Services, date: str) -> Callable[[str], dict[str, Any]]:
+    """The CapabilityStatement changes only with the base URL clients use and the search registry's
+    version (custom SearchParameters); build it once per pair."""
+    built: dict[tuple[str, int], dict[str, Any]] = {}
 
     def get(base_url: str) -> dict[str, Any]:
-        if base_url not in built:
-            built[base_url] = capabilities.capability_statement(settings, registry, base_url, date)
-        return built[base_url]
+        key = (base_url, services.search_registry.version())
+        if key not in built:
+            built.clear()
+            built[key] = capabilities.capability_statement(services.settings, services.registry,
+                                                           services.search_registry, base_url, date)
+        return built[key]
 
     return get

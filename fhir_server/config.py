@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     max_json_depth: int = 64
     default_page_size: int = 50
     max_page_size: int = 1000
+    max_bundle_entries: int = 10_000
     delete_missing_status: int = 204
     embedded_port: int = 27117
     log_level: str = "info"

@@ -9,6 +9,8 @@ from fhir_server.config import Settings
 from fhir_server.db.store import ResourceStore
 from fhir_server.errors import Issue
 from fhir_server.model.registry import ResourceRegistry
+from fhir_server.search.extract import Extractor
+from fhir_server.search.registry import SearchRegistry
 
 
 class Validator(Protocol):
@@ -22,3 +24,5 @@ class Services:
     store: ResourceStore
     validator: Validator
     registry: ResourceRegistry
+    search_registry: SearchRegistry
+    extractor: Extractor

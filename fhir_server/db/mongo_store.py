@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from bson import Binary, Decimal128
 from bson.codec_options import CodecOptions, TypeEncoder, TypeRegistry
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from fhir_server.db.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion, VersionConflict
 
 HISTORY = "history"
+INDEX_SECTIONS = ("ix", "ex", "tx", "ot", "ri", "sk")  # docs/search.md
 LOCKS = "locks"
 T = TypeVar("T")
 _CURRENT_FIELDS = {"v": 1, "ts": 1, "m": 1, "raw": 1}
@@ -57,9 +58,12 @@ def _as_version(resource_type: str, id: str, doc: dict[str, Any]) -> StoredVersi
 class MongoResourceStore:
     """The MongoDB implementation of `ResourceStore`."""
 
-    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str,
+                 index_keys: Callable[[str], list[str]] = lambda _: []) -> None:
         self._client = client
         self._db: AsyncDatabase[dict[str, Any]] = client.get_database(database, codec_options=CODEC_OPTIONS)
+        self._index_keys = index_keys
+        self._prepared: dict[str, tuple[str, ...]] = {}
 
     @property
     def database(self) -> AsyncDatabase[dict[str, Any]]:
@@ -75,10 +79,19 @@ class MongoResourceStore:
         await history.create_index([("t", ASCENDING), ("k", ASCENDING)], name="type_history")
         await history.create_index([("t", ASCENDING), ("i", ASCENDING), ("k", ASCENDING)], name="instance_history")
 
-    async def ensure_type_indexes(self, resource_type: str, specs: list[tuple[str, list[tuple[str, int]]]]) -> None:
-        collection = self._db[resource_type]
-        for name, keys in specs:
-            await collection.create_index(keys, name=name)
+    async def prepare(self, resource_type: str) -> None:
+        keys = tuple(self._index_keys(resource_type))
+        if self._prepared.get(resource_type) == keys or _session.get() is not None:
+            return  # inside a transaction index builds are not allowed; callers prepare before one
+        if keys:
+            models = [IndexModel([(key, ASCENDING)], name=key) for key in keys]
+            await self._db[resource_type].create_indexes(models)
+        self._prepared[resource_type] = keys
+
+    async def prepare_existing(self) -> None:
+        """At start-up: bring the indexes of every stored type in line with the registry."""
+        async for resource_type in self.stream_types():
+            await self.prepare(resource_type)
 
     async def current(self, resource_type: str, id: str) -> StoredVersion | None:
         doc = await self._db[resource_type].find_one({"_id": id}, _CURRENT_FIELDS, session=_session.get())
@@ -101,7 +114,7 @@ class MongoResourceStore:
     async def _write(self, new: NewVersion, expected: int | None, session: AsyncClientSession) -> None:
         current: dict[str, Any] = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method}
         if new.raw is not None:
-            current.update(raw=Binary(new.raw), resource=new.document, ix=new.index)
+            current.update(raw=Binary(new.raw), resource=new.document, **new.index)
         collection = self._db[new.resource_type]
         if expected is None:
             try:
@@ -153,6 +166,30 @@ class MongoResourceStore:
         query = {**criteria, "raw": {"$exists": True}}
         cursor = self._db[resource_type].find(query, {"_id": 1}, limit=limit, session=_session.get())
         return [doc["_id"] async for doc in cursor]
+
+    async def set_index(self, resource_type: str, updates: list[tuple[str, int, dict[str, Any]]]) -> int:
+        if not updates:
+            return 0
+        requests = []
+        for id, version, index in updates:
+            unset = {section: "" for section in INDEX_SECTIONS if section not in index}
+            change: dict[str, Any] = {"$set": index} if index else {}
+            if unset:
+                change["$unset"] = unset
+            if change:
+                requests.append(UpdateOne({"_id": id, "v": version}, change))
+        if not requests:
+            return 0
+        result = await self._db[resource_type].bulk_write(requests, ordered=False, session=_session.get())
+        return int(result.matched_count)
+
+    async def find(self, resource_type: str, criteria: dict[str, Any], projection: dict[str, Any],
+                   limit: int, sort: list[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
+        cursor = self._db[resource_type].find(criteria, projection, limit=limit, sort=sort, session=_session.get())
+        return [doc async for doc in cursor]
+
+    async def count(self, resource_type: str, criteria: dict[str, Any]) -> int:
+        return await self._db[resource_type].count_documents(criteria, session=_session.get())
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -74,6 +74,10 @@ class HistoryPage:
 
 
 class ResourceStore(Protocol):
+    async def prepare(self, resource_type: str) -> None:
+        """Make a type ready for writes (its collection and search indexes); cheap after the first call.
+        Call it outside any transaction (index builds cannot run inside one)."""
+
     async def current(self, resource_type: str, id: str) -> StoredVersion | None:
         """The newest version (a deletion included), or None if the id was never written."""
 
@@ -91,6 +95,18 @@ class ResourceStore(Protocol):
 
     async def find_ids(self, resource_type: str, criteria: dict[str, Any], limit: int) -> list[str]:
         """Ids of current, non-deleted resources matching store-level `criteria` (at most `limit`)."""
+
+    async def set_index(self, resource_type: str, updates: list[tuple[str, int, dict[str, Any]]]) -> int:
+        """Replace the search values of resources `(id, version, index sections)`, each only if still at
+        that version; returns how many were updated."""
+
+    async def find(self, resource_type: str, criteria: dict[str, Any], projection: dict[str, Any],
+                   limit: int, sort: list[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
+        """Current-version documents of a type matching store-level `criteria`, as stored (search uses the
+        `ix`/`sk` fields described in docs/search.md)."""
+
+    async def count(self, resource_type: str, criteria: dict[str, Any]) -> int:
+        """How many current-version documents match."""
 
     def transaction(self) -> AbstractAsyncContextManager[None]:
         """A unit of work: every store call awaited inside it commits or rolls back together."""

@@ -13,13 +13,40 @@ from fhir_server import __version__
 from fhir_server.config import Settings
 from fhir_server.model.registry import ResourceRegistry
 from fhir_server.rest.negotiate import FHIR_JSON, JSON_PATCH
+from fhir_server.search.registry import SearchRegistry
 
-TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create")
-SYSTEM_INTERACTIONS = ("history-system",)
+REINDEX = "urn:fhir-server:OperationDefinition:reindex"
+
+TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                     "search-type")
+SYSTEM_INTERACTIONS = ("history-system", "search-system")
+COMMON_RESULT_PARAMS = ("_sort", "_count", "_total", "_summary", "_elements", "_include", "_revinclude")
 
 
-def capability_statement(settings: Settings, registry: ResourceRegistry, base_url: str, date: str) -> dict[str, Any]:
+def _search_params(search: SearchRegistry, resource_type: str) -> list[dict[str, Any]]:
+    params = []
+    for code, param in sorted(search.for_type(resource_type).items()):
+        if param.type == "special":
+            continue  # not supported: never advertised
+        entry = {"name": code, "definition": param.url, "type": param.type}
+        params.append(entry)
+    return params
+
+
+def _includes(search: SearchRegistry, resource_type: str) -> list[str]:
+    return ["*"] + [f"{resource_type}:{code}" for code, p in sorted(search.for_type(resource_type).items())
+                    if p.type == "reference"]
+
+
+def capability_statement(settings: Settings, registry: ResourceRegistry, search: SearchRegistry, base_url: str,
+                         date: str) -> dict[str, Any]:
     resources = []
+    revincludes: dict[str, list[str]] = {}
+    for resource_type in registry.sorted():
+        for code, param in search.for_type(resource_type).items():
+            if param.type == "reference":
+                for target in param.targets:
+                    revincludes.setdefault(target, []).append(f"{resource_type}:{code}")
     for resource_type in registry.sorted():
         entry: dict[str, Any] = {
             "type": resource_type,
@@ -32,6 +59,10 @@ def capability_statement(settings: Settings, registry: ResourceRegistry, base_ur
             "conditionalRead": "full-support",
             "conditionalUpdate": True,
             "conditionalDelete": "single",
+            "searchInclude": _includes(search, resource_type),
+            "searchRevInclude": sorted(revincludes.get(resource_type, [])),
+            "searchParam": _search_params(search, resource_type),
+            "operation": [{"name": "reindex", "definition": REINDEX}],
         }
         if resource_type in registry.custom:
             entry["documentation"] = registry.custom[resource_type]
@@ -52,9 +83,12 @@ def capability_statement(settings: Settings, registry: ResourceRegistry, base_ur
             "documentation": (
                 "Deleting a resource that does not exist answers "
                 f"{settings.delete_missing_status}. Conditional create, update and delete accept the "
-                "_id and identifier parameters."
+                "_id and identifier parameters. Search supports every R4 SearchParameter except the "
+                "special ones (near, _text, _content, _query); see docs/search.md."
             ),
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
+            "searchParam": _search_params(search, "Resource"),
+            "operation": [{"name": "reindex", "definition": REINDEX}],
         }],
     }

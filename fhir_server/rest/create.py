@@ -7,24 +7,24 @@ from typing import Any
 from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.rest.response import FhirResponse, version_headers, written
+from fhir_server.rest.conditional import lock_key, matching_ids, parse_query
 from fhir_server.rest.write import as_stored, build_version, check_body, check_type, commit, new_id
-from fhir_server.search.criteria import lock_key, parse_query, to_criteria
 from fhir_server.services import Services
 
 
 async def create(services: Services, ctx: RequestContext, resource_type: str, body: Any,
-                 if_none_exist: str | None) -> FhirResponse:
+                 if_none_exist: str | None, id: str | None = None) -> FhirResponse:
+    """`id` is for transactions, which assign ids before they run so references can be rewritten."""
     check_type(services, resource_type)
     resource = check_body(services, resource_type, body, None)
     if if_none_exist is None:
-        return await _create(services, ctx, resource_type, resource)
+        return await _create(services, ctx, resource_type, resource, id)
     params = parse_query(if_none_exist)
-    criteria = to_criteria(resource_type, params)
     store = services.store
 
     async def conditionally() -> FhirResponse:
         await store.lock(lock_key(resource_type, params))
-        ids = await store.find_ids(resource_type, criteria, limit=2)
+        ids = await matching_ids(services, ctx, resource_type, params)
         if len(ids) > 1:
             raise errors.precondition_failed(f"If-None-Exist: {if_none_exist} matches more than one {resource_type}")
         if ids:
@@ -34,14 +34,16 @@ async def create(services: Services, ctx: RequestContext, resource_type: str, bo
             if ctx.prefer.return_ == "minimal":
                 return FhirResponse(200, None, headers)
             return FhirResponse(200, existing.raw, headers)
-        return await _create(services, ctx, resource_type, resource)
+        return await _create(services, ctx, resource_type, resource, id)
 
+    await store.prepare(resource_type)
     return await store.atomically(conditionally)
 
 
-async def _create(services: Services, ctx: RequestContext, resource_type: str, resource: dict[str, Any]) -> FhirResponse:
-    id = new_id()
+async def _create(services: Services, ctx: RequestContext, resource_type: str, resource: dict[str, Any],
+                  id: str | None) -> FhirResponse:
+    id = id or new_id()
     _, new = await commit(services, resource_type, id, None,
-                          lambda current: build_version(resource_type, id, resource, current, ctx, "POST"))
+                          lambda current: build_version(services, resource_type, id, resource, current, ctx, "POST"))
     assert new is not None
     return written(as_stored(new), 201, ctx.base_url, ctx.prefer.return_, f"Created {resource_type}/{id}")

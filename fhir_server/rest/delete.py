@@ -12,7 +12,7 @@ from fhir_server.context import RequestContext
 from fhir_server.db.store import NewVersion, StoredVersion
 from fhir_server.rest.response import FhirResponse, etag, information
 from fhir_server.rest.write import build_version, check_id, check_type, commit
-from fhir_server.search.criteria import lock_key, parse_query, to_criteria
+from fhir_server.rest.conditional import lock_key, matching_ids, parse_query
 from fhir_server.services import Services
 
 
@@ -24,7 +24,7 @@ async def delete(services: Services, ctx: RequestContext, resource_type: str, id
     def change(current: StoredVersion | None) -> NewVersion | None:
         if current is None or current.deleted:
             return None
-        return build_version(resource_type, id, None, current, ctx, "DELETE")
+        return build_version(services, resource_type, id, None, current, ctx, "DELETE")
 
     seen, new = await commit(services, resource_type, id, if_match, change)
     if seen is None:
@@ -40,12 +40,11 @@ async def conditional_delete(services: Services, ctx: RequestContext, resource_t
     """Deletes the single match; several matches are a 412 (the CapabilityStatement declares `single`)."""
     check_type(services, resource_type)
     params = parse_query(query)
-    criteria = to_criteria(resource_type, params)
     store = services.store
 
     async def conditionally() -> FhirResponse:
         await store.lock(lock_key(resource_type, params))
-        ids = await store.find_ids(resource_type, criteria, limit=2)
+        ids = await matching_ids(services, ctx, resource_type, params)
         if len(ids) > 1:
             raise errors.precondition_failed(f"DELETE {resource_type}?{query} matches more than one resource")
         if not ids:
@@ -54,6 +53,7 @@ async def conditional_delete(services: Services, ctx: RequestContext, resource_t
             return _answer(ctx, f"No {resource_type} matches {query}; nothing to delete", None)
         return await delete(services, ctx, resource_type, ids[0], None)
 
+    await store.prepare(resource_type)
     return await store.atomically(conditionally)
 
 

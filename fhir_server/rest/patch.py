@@ -46,7 +46,7 @@ async def patch(services: Services, ctx: RequestContext, resource_type: str, id:
             raise errors.gone(f"{resource_type}/{id} was deleted")
         patched = _apply(fhirjson.loads_stored(current.raw), operations)
         resource = check_body(services, resource_type, patched, id)
-        return build_version(resource_type, id, resource, current, ctx, "PATCH")
+        return build_version(services, resource_type, id, resource, current, ctx, "PATCH")
 
     _, new = await commit(services, resource_type, id, if_match, change)
     assert new is not None

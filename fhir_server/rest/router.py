@@ -7,6 +7,7 @@ Each route parses what HTTP carries (headers, query, body) into plain values, bu
 from __future__ import annotations
 
 import uuid
+from urllib.parse import parse_qsl
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +15,8 @@ from fastapi import APIRouter, Request, Response
 
 from fhir_server import errors, fhirjson
 from fhir_server.context import RequestContext
-from fhir_server.rest import create, delete, history, patch, read, update, vread
+from fhir_server.operations import reindex
+from fhir_server.rest import bundle, create, delete, history, patch, read, search, update, vread
 from fhir_server.rest.negotiate import JSON_PATCH, check_body_type, is_pretty, response_type
 from fhir_server.rest.preconditions import parse_preconditions, parse_prefer
 from fhir_server.rest.response import FhirResponse
@@ -103,12 +105,82 @@ async def get_metadata(request: Request) -> Response:
     return render(request, ctx, FhirResponse(200, request.app.state.capability_statement(ctx.base_url)))
 
 
+MAX_FORM_BYTES = 64 * 1024
+
+
+async def search_params(request: Request) -> list[tuple[str, str]]:
+    """Query parameters, plus a form body for `POST …/_search` (search.html#search)."""
+    params = list(request.query_params.multi_items())
+    if request.method == "POST":
+        check_body_type(request.headers.get("content-type"), {"application/x-www-form-urlencoded"})
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise errors.too_large(f"A search form is limited to {MAX_FORM_BYTES} bytes")
+        params += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
+    return params
+
+
+@router.post("")
+@router.post("/")
+async def post_bundle(request: Request) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, await bundle.process(services_of(request), ctx, await read_body(request)))
+
+
+@router.get("")
+@router.get("/")
+async def get_system_search(request: Request) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, await search.search_system(services_of(request), ctx, await search_params(request)))
+
+
+@router.post("/_search")
+async def post_system_search(request: Request) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, await search.search_system(services_of(request), ctx, await search_params(request)))
+
+
+@router.post("/$reindex")
+async def post_system_reindex(request: Request) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, await reindex.reindex(services_of(request), ctx, None))
+
+
+@router.post("/{resource_type}/$reindex")
+async def post_type_reindex(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    return render(request, ctx, await reindex.reindex(services_of(request), ctx, resource_type))
+
+
 @router.get("/_history")
 async def get_system_history(request: Request) -> Response:
     negotiate_first(request)
     ctx = context(request)
     params = list(request.query_params.multi_items())
     return render(request, ctx, await history.history(services_of(request), ctx, None, None, params))
+
+
+@router.get("/{resource_type}")
+async def get_type_search(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = await search_params(request)
+    return render(request, ctx, await search.search_type(services_of(request), ctx, resource_type, params))
+
+
+@router.post("/{resource_type}/_search")
+async def post_type_search(request: Request, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = await search_params(request)
+    return render(request, ctx, await search.search_type(services_of(request), ctx, resource_type, params))
 
 
 @router.get("/{resource_type}/_history")
@@ -132,6 +204,15 @@ async def get_version(request: Request, resource_type: str, id: str, vid: str) -
     negotiate_first(request)
     ctx = context(request)
     return render(request, ctx, await vread.vread(services_of(request), ctx, resource_type, id, vid, subset(request)))
+
+
+@router.get("/{compartment}/{id}/{resource_type}")
+async def get_compartment_search(request: Request, compartment: str, id: str, resource_type: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = await search_params(request)
+    result = await search.search_compartment(services_of(request), ctx, compartment, id, resource_type, params)
+    return render(request, ctx, result)
 
 
 @router.get("/{resource_type}/{id}")

@@ -9,7 +9,7 @@ from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.rest.response import FhirResponse, written
 from fhir_server.rest.write import as_stored, build_version, check_body, check_id, check_type, commit, new_id
-from fhir_server.search.criteria import lock_key, parse_query, to_criteria
+from fhir_server.rest.conditional import lock_key, matching_ids, parse_query
 from fhir_server.services import Services
 
 
@@ -26,7 +26,7 @@ async def replace(services: Services, ctx: RequestContext, resource_type: str, i
     """Write `resource` as the next version of `id`: 201 if that creates it (or re-creates it after a
     delete), 200 otherwise."""
     seen, new = await commit(services, resource_type, id, if_match,
-                             lambda current: build_version(resource_type, id, resource, current, ctx, method))
+                             lambda current: build_version(services, resource_type, id, resource, current, ctx, method))
     assert new is not None
     created = seen is None or seen.deleted
     verb = "Created" if created else "Updated"
@@ -38,7 +38,6 @@ async def conditional_update(services: Services, ctx: RequestContext, resource_t
                              if_match: int | None) -> FhirResponse:
     check_type(services, resource_type)
     params = parse_query(query)
-    criteria = to_criteria(resource_type, params)
     if not isinstance(body, dict):
         check_body(services, resource_type, body, None)
     body_id = body.get("id")
@@ -46,7 +45,7 @@ async def conditional_update(services: Services, ctx: RequestContext, resource_t
 
     async def conditionally() -> FhirResponse:
         await store.lock(lock_key(resource_type, params))
-        ids = await store.find_ids(resource_type, criteria, limit=2)
+        ids = await matching_ids(services, ctx, resource_type, params)
         if len(ids) > 1:
             raise errors.precondition_failed(f"PUT {resource_type}?{query} matches more than one resource")
         if ids:
@@ -60,5 +59,6 @@ async def conditional_update(services: Services, ctx: RequestContext, resource_t
         resource = check_body(services, resource_type, {**body, "id": target}, target)
         return await replace(services, ctx, resource_type, target, resource, if_match, "PUT")
 
+    await store.prepare(resource_type)
     return await store.atomically(conditionally)
 

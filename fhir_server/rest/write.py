@@ -19,6 +19,7 @@ from fhir_server.context import RequestContext
 from fhir_server.db.store import NewVersion, StoredVersion, VersionConflict
 from fhir_server.errors import FhirError
 from fhir_server.model.registry import is_valid_id
+from fhir_server.search import custom
 from fhir_server.services import Services
 
 MAX_ATTEMPTS = 64
@@ -57,6 +58,8 @@ def check_body(services: Services, resource_type: str, body: Any, url_id: str | 
     issues = [i for i in services.validator.validate(body) if i.severity in ("error", "fatal")]
     if issues:
         raise FhirError(400, issues)
+    if resource_type == "SearchParameter":
+        custom.check(services.search_registry, services.registry.types, body)
     return body
 
 
@@ -84,14 +87,17 @@ def next_timestamp(ctx: RequestContext, current: StoredVersion | None) -> dateti
     return now
 
 
-def build_version(resource_type: str, id: str, resource: dict[str, Any] | None, current: StoredVersion | None,
-                  ctx: RequestContext, method: str) -> NewVersion:
+def build_version(services: Services, resource_type: str, id: str, resource: dict[str, Any] | None,
+                  current: StoredVersion | None, ctx: RequestContext, method: str) -> NewVersion:
+    """The next version of `id`: stamped, serialised once (the bytes every read will serve) and with its
+    search values extracted."""
     version = current.version + 1 if current else 1
     when = next_timestamp(ctx, current)
     if resource is None:
         return NewVersion(resource_type, id, version, when, method, None, None)
     stored = stamp(resource, id, version, when)
-    return NewVersion(resource_type, id, version, when, method, fhirjson.dumps(stored), stored)
+    index = services.extractor.extract(resource_type, stored)
+    return NewVersion(resource_type, id, version, when, method, fhirjson.dumps(stored), stored, index)
 
 
 async def commit(services: Services, resource_type: str, id: str, if_match: int | None,
@@ -101,6 +107,7 @@ async def commit(services: Services, resource_type: str, id: str, if_match: int 
     `change` sees the current version (None if the id is new) and returns the version to write, or None
     for nothing to do. Returns (the version it saw, the version written)."""
     store = services.store
+    await store.prepare(resource_type)
     for attempt in range(MAX_ATTEMPTS):
         current = await store.current(resource_type, id)
         if if_match is not None and (current is None or current.version != if_match):
@@ -112,6 +119,8 @@ async def commit(services: Services, resource_type: str, id: str, if_match: int 
             return current, None
         try:
             await store.commit(new, current.version if current else None)
+            if resource_type == "SearchParameter":
+                custom.apply(services.search_registry, current.raw if current else None, new.raw)
             return current, new
         except VersionConflict:
             if if_match is not None:

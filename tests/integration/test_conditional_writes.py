@@ -39,9 +39,19 @@ def test_conditional_create_by_id_and_value_only(client: httpx.Client) -> None:
 
 
 def test_conditional_criteria_that_are_not_supported_are_400_not_ignored(client: httpx.Client) -> None:
-    response = client.post("/Patient", json=member("M-4"), headers={"If-None-Exist": "family=Smith"})
+    response = client.post("/Patient", json=member("M-4"), headers={"If-None-Exist": "shoe-size=9"})
     assert response.status_code == 400
-    assert "family" in response.json()["issue"][0]["diagnostics"]
+    assert "shoe-size" in response.json()["issue"][0]["diagnostics"]
+    assert client.delete("/Patient?shoe-size=9").status_code == 400
+    assert client.get("/Patient/_history").json()["entry"] == []
+
+
+def test_conditional_writes_take_any_search(client: httpx.Client) -> None:
+    header = {"If-None-Exist": "family=Mokoena&birthdate=1984-03-12"}
+    assert client.post("/Patient", json=member("M-8"), headers=header).status_code == 201
+    assert client.post("/Patient", json=member("M-9"), headers=header).status_code == 200
+    updated = client.put("/Patient?family=mokoena&gender=female", json=member("M-8", active=True))
+    assert updated.status_code == 200 and updated.json()["active"] is True
 
 
 def test_conditional_update_creates_updates_or_refuses(client: httpx.Client) -> None:
