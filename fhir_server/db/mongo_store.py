@@ -1,9 +1,11 @@
 """`ResourceStore` on MongoDB (PyMongo's async API).
 
 Layout (docs/ARCHITECTURE.md#storage):
-- one collection per resource type holds current versions: `{_id: id, v, ts, m, raw, resource, ix}`;
-  `resource` is the FHIR JSON for ordinary MongoDB tools, `raw` the exact bytes served, `ix` the search
-  values; a deletion keeps a tombstone (`raw` and `resource` absent) so the version number carries on.
+- one collection per resource type holds the live current versions: `{_id: id, v, ts, m, raw, resource,
+  ix…}`; `resource` is the FHIR JSON for ordinary MongoDB tools, `raw` the exact bytes served, `ix…` the
+  search values (docs/search.md). A deleted resource leaves this collection, so every query over it sees
+  live resources only with no extra predicate; its deletion (and the version to carry on from) is the
+  newest history entry.
 - one `history` collection holds every version of every type: `{_id: "Type/id/v", t, i, v, ts, m, raw}`.
 Each write updates both inside one MongoDB transaction.
 """
@@ -27,7 +29,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from fhir_server.db.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion, VersionConflict
 
 HISTORY = "history"
-INDEX_SECTIONS = ("ix", "ex", "tx", "ot", "ri", "sk")  # docs/search.md
+INDEX_SECTIONS = ("ix", "ixp", "ex", "tx", "ot", "ri", "sk", "pc")  # docs/search.md
 LOCKS = "locks"
 T = TypeVar("T")
 _CURRENT_FIELDS = {"v": 1, "ts": 1, "m": 1, "raw": 1}
@@ -94,14 +96,22 @@ class MongoResourceStore:
             await self.prepare(resource_type)
 
     async def current(self, resource_type: str, id: str) -> StoredVersion | None:
-        doc = await self._db[resource_type].find_one({"_id": id}, _CURRENT_FIELDS, session=_session.get())
-        return _as_version(resource_type, id, doc) if doc else None
+        session = _session.get()
+        doc = await self._db[resource_type].find_one({"_id": id}, _CURRENT_FIELDS, session=session)
+        if doc is not None:
+            return _as_version(resource_type, id, doc)
+        # Not live: deleted (the newest history entry is the deletion) or never written.
+        last = await self._db[HISTORY].find_one({"t": resource_type, "i": id}, sort=[("k", DESCENDING)],
+                                                session=session)
+        if last is None or last.get("raw") is not None:
+            return None
+        return _as_version(resource_type, id, last)
 
     async def version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         doc = await self._db[HISTORY].find_one({"_id": f"{resource_type}/{id}/{version}"}, session=_session.get())
         return _as_version(resource_type, id, doc) if doc else None
 
-    async def commit(self, new: NewVersion, expected: int | None) -> None:
+    async def commit(self, new: NewVersion, expected: StoredVersion | None) -> None:
         session = _session.get()
         if session is not None:
             await self._write(new, expected, session)
@@ -111,20 +121,25 @@ class MongoResourceStore:
                 await self._write(new, expected, s)
             await own.with_transaction(work)
 
-    async def _write(self, new: NewVersion, expected: int | None, session: AsyncClientSession) -> None:
-        current: dict[str, Any] = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method}
-        if new.raw is not None:
-            current.update(raw=Binary(new.raw), resource=new.document, **new.index)
+    async def _write(self, new: NewVersion, expected: StoredVersion | None, session: AsyncClientSession) -> None:
         collection = self._db[new.resource_type]
-        if expected is None:
-            try:
-                await collection.insert_one(current, session=session)
-            except DuplicateKeyError:
-                raise VersionConflict(f"{new.resource_type}/{new.id} already exists") from None
+        if new.raw is None:  # a deletion: the resource leaves its type's collection; history keeps the tombstone
+            assert expected is not None and not expected.deleted
+            removed = await collection.delete_one({"_id": new.id, "v": expected.version}, session=session)
+            if removed.deleted_count != 1:
+                raise VersionConflict(f"{new.resource_type}/{new.id} is no longer at version {expected.version}")
         else:
-            result = await collection.replace_one({"_id": new.id, "v": expected}, current, session=session)
-            if result.matched_count != 1:
-                raise VersionConflict(f"{new.resource_type}/{new.id} is no longer at version {expected}")
+            current = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method,
+                       "raw": Binary(new.raw), "resource": new.document, **new.index}
+            if expected is None or expected.deleted:
+                try:
+                    await collection.insert_one(current, session=session)
+                except DuplicateKeyError:
+                    raise VersionConflict(f"{new.resource_type}/{new.id} already exists") from None
+            else:
+                result = await collection.replace_one({"_id": new.id, "v": expected.version}, current, session=session)
+                if result.matched_count != 1:
+                    raise VersionConflict(f"{new.resource_type}/{new.id} is no longer at version {expected.version}")
         key = f"{new.resource_type}/{new.id}/{new.version}"
         entry: dict[str, Any] = {"_id": key, "t": new.resource_type, "i": new.id, "v": new.version,
                                  "ts": new.last_updated, "k": _sort_key(new.last_updated, key), "m": new.method}
@@ -135,7 +150,7 @@ class MongoResourceStore:
         except DuplicateKeyError:
             raise VersionConflict(f"{new.resource_type}/{new.id} version {new.version} exists") from None
         if expected is not None:  # the superseded version stops being current now (serves `_at`)
-            await self._db[HISTORY].update_one({"_id": f"{new.resource_type}/{new.id}/{expected}"},
+            await self._db[HISTORY].update_one({"_id": f"{new.resource_type}/{new.id}/{expected.version}"},
                                                {"$set": {"until": new.last_updated}}, session=session)
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
@@ -163,8 +178,7 @@ class MongoResourceStore:
         return HistoryPage(entries, docs[-1]["k"] if more and docs else None)
 
     async def find_ids(self, resource_type: str, criteria: dict[str, Any], limit: int) -> list[str]:
-        query = {**criteria, "raw": {"$exists": True}}
-        cursor = self._db[resource_type].find(query, {"_id": 1}, limit=limit, session=_session.get())
+        cursor = self._db[resource_type].find(criteria, {"_id": 1}, limit=limit, session=_session.get())
         return [doc["_id"] async for doc in cursor]
 
     async def set_index(self, resource_type: str, updates: list[tuple[str, int, dict[str, Any]]]) -> int:

@@ -84,17 +84,17 @@ class ResourceStore(Protocol):
     async def version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
         """One past or current version, or None if it does not exist."""
 
-    async def commit(self, new: NewVersion, expected: int | None) -> None:
+    async def commit(self, new: NewVersion, expected: StoredVersion | None) -> None:
         """Write `new` as the current version and append it to history, atomically.
 
-        `expected` is the version the writer based its change on (None: the id must not exist yet).
-        Raises `VersionConflict` if the stored current version differs."""
+        `expected` is the version the writer based its change on (None: the id must not exist yet; a
+        deletion: the id must still be deleted). Raises `VersionConflict` if the store has moved on."""
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         """One page of history entries, newest first."""
 
     async def find_ids(self, resource_type: str, criteria: dict[str, Any], limit: int) -> list[str]:
-        """Ids of current, non-deleted resources matching store-level `criteria` (at most `limit`)."""
+        """Ids of live resources matching store-level `criteria` (at most `limit`)."""
 
     async def set_index(self, resource_type: str, updates: list[tuple[str, int, dict[str, Any]]]) -> int:
         """Replace the search values of resources `(id, version, index sections)`, each only if still at

@@ -42,9 +42,7 @@ async def _reindex_type(services: Services, resource_type: str) -> int:
     done = 0
     last: str | None = None
     while True:
-        criteria: dict[str, Any] = {"raw": {"$exists": True}}
-        if last is not None:
-            criteria["_id"] = {"$gt": last}
+        criteria: dict[str, Any] = {"_id": {"$gt": last}} if last is not None else {}
         docs = await store.find(resource_type, criteria, {"raw": 1, "v": 1}, limit=BATCH, sort=[("_id", 1)])
         if not docs:
             return done

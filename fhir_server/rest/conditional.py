@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from fhir_server import errors
 from fhir_server.context import RequestContext
+from fhir_server.search import branches
 from fhir_server.search.filters import FilterContext
 from fhir_server.search.parse import Parser
 from fhir_server.search.translate import Translator
@@ -51,4 +52,4 @@ async def matching_ids(services: Services, ctx: RequestContext, resource_type: s
     bases = tuple(b for b in (ctx.base_url, settings.base_url) if b)
     translator = Translator(services.search_registry, services.store, FilterContext(bases, ctx.now))
     criteria = await translator.query_filter(resource_type, query)
-    return await services.store.find_ids(resource_type, criteria, limit=limit)
+    return await branches.find_ids(services.store, resource_type, criteria, limit)

@@ -44,6 +44,7 @@ async def _create(services: Services, ctx: RequestContext, resource_type: str, r
                   id: str | None) -> FhirResponse:
     id = id or new_id()
     _, new = await commit(services, resource_type, id, None,
-                          lambda current: build_version(services, resource_type, id, resource, current, ctx, "POST"))
+                          lambda current: build_version(services, resource_type, id, resource, current, ctx, "POST"),
+                          fresh_id=True)
     assert new is not None
     return written(as_stored(new), 201, ctx.base_url, ctx.prefer.return_, f"Created {resource_type}/{id}")

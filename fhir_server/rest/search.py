@@ -24,7 +24,7 @@ from fhir_server.rest.write import check_id, check_type
 from fhir_server.search import execute
 from fhir_server.search.filters import FilterContext
 from fhir_server.search.parse import Parser, SearchQuery
-from fhir_server.search.registry import patient_compartment
+from fhir_server.search.registry import patient_compartment_params
 from fhir_server.search.translate import Translator
 from fhir_server.services import Services
 
@@ -65,15 +65,9 @@ async def search_compartment(services: Services, ctx: RequestContext, compartmen
         raise errors.not_supported(f"The {compartment} compartment is not supported; use Patient/[id]/[type]")
     check_id(id)
     check_type(services, resource_type)
-    links = patient_compartment().get(resource_type)
-    if resource_type == "Patient":
-        extra: dict[str, Any] = {"_id": id}
-    elif not links:
+    if resource_type != "Patient" and not patient_compartment_params(resource_type):
         raise errors.invalid(f"{resource_type} is not in the Patient compartment")
-    else:
-        member = f"Patient/{id}"
-        options = [{f"ix.{code}": member} for code in links]
-        extra = options[0] if len(options) == 1 else {"$or": options}
+    extra: dict[str, Any] = {"pc": f"Patient/{id}"}  # compartment membership is extracted at write time
     query = _parser(services, ctx).parse(resource_type, params)
     criteria = await _translator(services, ctx).query_filter(resource_type, query, extra)
     return await _respond(services, ctx, query, [(resource_type, criteria)], f"Patient/{id}/{resource_type}")

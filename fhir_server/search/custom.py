@@ -13,7 +13,6 @@ from typing import Any
 from fhir_server import errors, fhirjson
 from fhir_server.db.store import ResourceStore
 from fhir_server.search.registry import SearchRegistry
-from fhir_server.search.translate import LIVE
 
 MAX_CUSTOM = 10_000
 
@@ -49,7 +48,7 @@ def _is_custom(registry: SearchRegistry, resource: dict[str, Any]) -> bool:
 
 async def load(store: ResourceStore, registry: SearchRegistry) -> int:
     """At start-up: register every stored SearchParameter that is not retired."""
-    docs = await store.find("SearchParameter", LIVE, {"raw": 1}, limit=MAX_CUSTOM)
+    docs = await store.find("SearchParameter", {}, {"raw": 1}, limit=MAX_CUSTOM)
     loaded = 0
     for doc in docs:
         resource = fhirjson.loads_stored(bytes(doc["raw"]))

@@ -10,7 +10,8 @@ from fhir_server.db.store import ResourceStore
 from fhir_server.search.paging import SortSpec, after, decode_cursor, encode_cursor, field_value
 from fhir_server.search.parse import Include, SearchQuery
 from fhir_server.search.registry import SearchRegistry
-from fhir_server.search.translate import LIVE
+from fhir_server.search import branches
+from fhir_server.search.filters import all_of
 
 MAX_INCLUDED = 1000  # included resources per page
 MAX_ITERATE = 3  # rounds of :iterate
@@ -74,14 +75,14 @@ async def run(store: ResourceStore, registry: SearchRegistry, query: SearchQuery
                 continue
             started = True
         page_filter = criteria
-        if last is not None and resource_type == start_type:
-            page_filter = {"$and": [criteria, after(spec, last)]}
+        if last is not None and (start_type is None or resource_type == start_type):
+            page_filter = all_of([criteria, after(spec, last)])
         if wanted - len(matches) <= 0:
-            if await store.find(resource_type, page_filter, {"_id": 1}, limit=1):
+            if await branches.find_ids(store, resource_type, page_filter, 1):
                 more = True
                 break
             continue
-        docs = await store.find(resource_type, page_filter, projection, limit=wanted - len(matches) + 1, sort=spec)
+        docs = await branches.find(store, resource_type, page_filter, projection, wanted - len(matches) + 1, spec)
         if len(docs) > wanted - len(matches):
             more = True
             docs = docs[: wanted - len(matches)]
@@ -126,7 +127,7 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
                 found.extend(await _reverse(store, include, frontier, MAX_INCLUDED + 1 - len(page.included)))
                 continue
             for resource_type, doc in frontier:
-                if include.source != resource_type:
+                if include.source not in ("*", resource_type):
                     continue
                 ix = doc.get("ix") or {}
                 codes = [include.param.code] if include.param else [
@@ -136,7 +137,7 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
                         if (ref_type, ref_id) not in seen:
                             wanted.setdefault(ref_type, set()).add(ref_id)
         for ref_type, ids in wanted.items():
-            docs = await store.find(ref_type, {"$and": [LIVE, {"_id": {"$in": sorted(ids)}}]},
+            docs = await store.find(ref_type, {"_id": {"$in": sorted(ids)}},
                                     {"raw": 1, "v": 1, "ts": 1, "ix": 1}, limit=MAX_INCLUDED + 1)
             found.extend((ref_type, d) for d in docs)
         new = []
@@ -163,6 +164,6 @@ async def _reverse(store: ResourceStore, include: Include, frontier: list[tuple[
     refs = [f"{t}/{d['_id']}" for t, d in frontier if not targets or t in targets]
     if not refs or limit <= 0:
         return []
-    criteria = {"$and": [LIVE, {f"ix.{include.param.code}": {"$in": refs}}]}
+    criteria = {f"ix.{include.param.code}": {"$in": refs}}
     docs = await store.find(include.source, criteria, {"raw": 1, "v": 1, "ts": 1, "ix": 1}, limit=max(limit, 1))
     return [(include.source, d) for d in docs]

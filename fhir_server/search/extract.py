@@ -15,7 +15,7 @@ from typing import Any
 from fhir_server.search.fhirpath import Compiled, FhirPathUnsupported, Node, compile_expression
 from fhir_server.search.index import composite, date, number, quantity, reference, string, token, uri
 from fhir_server.search.index.encode import Encoded
-from fhir_server.search.registry import SearchParam, SearchRegistry
+from fhir_server.search.registry import SearchParam, SearchRegistry, patient_compartment_params
 
 Encoder = Callable[[list[Node]], Encoded | None]
 # (code, compiled expression, encoder; for a composite the encoder is None and the components are given)
@@ -45,8 +45,8 @@ class Extractor:
         }
 
     def extract(self, resource_type: str, resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """`{"ix": {code: [...]}, "ixp": ..., "ex": ..., "tx": ..., "ot": ..., "ri": ..., "sk": {code: value}}`,
-        with empty sections omitted. Never raises for odd data: values that do not encode are skipped."""
+        """`{"ix": {code: [...]}, "ixp": ..., "ex": ..., "tx": ..., "ot": ..., "ri": ..., "sk": {code: value},
+        "pc": ["Patient/<id>", ...]}`, with empty sections omitted. Never raises for odd data: values that do not encode are skipped."""
         root = Node(resource, resource_type)
         focus = [root]
         ix: dict[str, Any] = {}
@@ -75,6 +75,9 @@ class Extractor:
                 out[section] = extra[section]
         if sk:
             out["sk"] = sk
+        members = _patient_compartments(resource_type, resource, ix)
+        if members:
+            out["pc"] = members  # type: ignore[assignment]  # a list: one index serves compartment search
         return out
 
     def _plan(self, resource_type: str) -> list[Step]:
@@ -122,3 +125,17 @@ def _compile(expression: str, resource_type: str | None) -> Compiled | None:
         return compile_expression(expression, resource_type)
     except FhirPathUnsupported:  # neither path can evaluate it (from_resource refuses such custom ones)
         return None
+
+
+def _patient_compartments(resource_type: str, resource: dict[str, Any], ix: dict[str, Any]) -> list[str]:
+    """`Patient/<id>` of every Patient compartment the resource is in (the official CompartmentDefinition:
+    a Patient is in its own; others through the listed reference parameters). Stored as `pc` so compartment
+    search, `$everything` and patient-scoped access are one indexed equality."""
+    members: set[str] = set()
+    if resource_type == "Patient" and isinstance(resource.get("id"), str):
+        members.add(f"Patient/{resource['id']}")
+    for code in patient_compartment_params(resource_type):
+        for value in ix.get(code, ()):
+            if isinstance(value, str) and value.startswith("Patient/") and value.count("/") == 1:
+                members.add(value)
+    return sorted(members)

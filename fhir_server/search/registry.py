@@ -31,7 +31,8 @@ TYPES = frozenset({"string", "token", "reference", "date", "number", "quantity",
 _CODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 _NOT_DOMAIN_RESOURCES = frozenset({"Bundle", "Binary", "Parameters"})
 _NAME_LIKE = ("name", "family", "given")
-MAX_INDEXES = 10
+MAX_INDEXES = 14
+_BOTH_ENDS = {"date", "birthdate"}  # date params whose `ge`/`gt`/`eb` searches need the `.hi` index too
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ def patient_compartment() -> dict[str, tuple[str, ...]]:
     """Resource type -> the parameter codes that put a resource of that type in a Patient's compartment
     (official R4 CompartmentDefinition/patient; types outside the compartment are absent)."""
     return dict(_patient_compartment())
+
+
+def patient_compartment_params(resource_type: str) -> tuple[str, ...]:
+    """The parameters that put a `resource_type` in a Patient's compartment (hot path: no copy)."""
+    return _patient_compartment().get(resource_type, ())
 
 
 class SearchRegistry:
@@ -200,10 +206,13 @@ class SearchRegistry:
     def index_keys(self, resource_type: str) -> list[str]:
         """The MongoDB index keys for a type (docs/search.md): `ts`, then the Patient-compartment references
         (and `patient`), `identifier`, `code`, name-like strings (on their prefix tokens `ixp`), `url`, then
-        date parameters (on `.lo`);
+        date parameters (on `.lo`; `date` and `birthdate` on `.hi` too), and `pc` (Patient compartments) for
+        the types in the Patient compartment;
         at most MAX_INDEXES, the later rules giving way first."""
         params = self.for_type(resource_type)
         keys = ["ts"]
+        if resource_type == "Patient" or resource_type in _patient_compartment():
+            keys.append("pc")
 
         def add(code: str, suffix: str = "") -> None:
             key = f"ix.{code}{suffix}"
@@ -222,6 +231,8 @@ class SearchRegistry:
         for code, param in params.items():
             if param.type == "date" and not code.startswith("_") and param.expression:
                 add(code, ".lo")
+                if code in _BOTH_ENDS:
+                    add(code, ".hi")
         return keys[:MAX_INDEXES]
 
 

@@ -12,13 +12,13 @@ from typing import Any
 
 from fhir_server import errors
 from fhir_server.db.store import ResourceStore
-from fhir_server.search.filters import Filter, FilterContext
+from fhir_server.search import branches
+from fhir_server.search.filters import Filter, FilterContext, all_of
 from fhir_server.search.filters import composite, date, number, quantity, reference, string, token, uri
 from fhir_server.search.parse import Criterion, SearchQuery
 from fhir_server.search.registry import SearchParam, SearchRegistry
 
 MAX_CHAIN_MATCHES = 1000  # ids a chain or _has may resolve to; more is a 400 asking for a narrower query
-LIVE = {"raw": {"$exists": True}}  # current, not deleted
 
 
 @dataclass
@@ -28,12 +28,10 @@ class Translator:
     ctx: FilterContext
 
     async def query_filter(self, resource_type: str, query: SearchQuery, extra: Filter | None = None) -> Filter:
-        clauses: list[Filter] = [LIVE]
-        if extra:
-            clauses.append(extra)
+        clauses: list[Filter] = [extra] if extra else []
         for criterion in query.criteria:
             clauses.append(await self.criterion_filter(resource_type, criterion))
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        return all_of(clauses)
 
     async def criterion_filter(self, resource_type: str, criterion: Criterion) -> Filter:
         if criterion.has is not None:
@@ -95,8 +93,8 @@ class Translator:
         for target in link.target_types:
             if inner.param is not None and not inner.chain and self.registry.get(target, inner.param.code) is None:
                 continue
-            target_filter = {"$and": [LIVE, await self.criterion_filter(target, inner)]}
-            ids = await self.store.find_ids(target, target_filter, limit=MAX_CHAIN_MATCHES + 1)
+            target_filter = await self.criterion_filter(target, inner)
+            ids = await branches.find_ids(self.store, target, target_filter, MAX_CHAIN_MATCHES + 1)
             if len(ids) > MAX_CHAIN_MATCHES:
                 raise errors.FhirError(400, [errors.Issue(
                     "too-costly", f"{criterion.name}: the chain matches more than {MAX_CHAIN_MATCHES} {target} "
@@ -107,9 +105,10 @@ class Translator:
     async def _has(self, resource_type: str, criterion: Criterion) -> Filter:
         has = criterion.has
         assert has is not None
-        source_filter = {"$and": [LIVE, await self.criterion_filter(has.resource_type, has.inner)]}
+        source_filter = await self.criterion_filter(has.resource_type, has.inner)
         field = f"ix.{has.reference.code}"
-        docs = await self.store.find(has.resource_type, source_filter, {field: 1}, limit=MAX_CHAIN_MATCHES + 1)
+        docs = await branches.find(self.store, has.resource_type, source_filter, {field: 1}, MAX_CHAIN_MATCHES + 1,
+                                   [("_id", 1)])
         if len(docs) > MAX_CHAIN_MATCHES:
             raise errors.FhirError(400, [errors.Issue(
                 "too-costly", f"{criterion.name}: more than {MAX_CHAIN_MATCHES} {has.resource_type} resources "

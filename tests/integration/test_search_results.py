@@ -53,7 +53,7 @@ def api(mongodb_uri: str) -> Iterator[httpx.Client]:
 
 def walk(api: httpx.Client, url: str, **params: str) -> list[dict]:
     bundles = []
-    response = api.get(url, params=params)
+    response = api.get(url, params=params) if params else api.get(url)
     while True:
         assert response.status_code == 200, response.text
         bundles.append(response.json())

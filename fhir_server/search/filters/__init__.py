@@ -29,6 +29,50 @@ def any_of(clauses: list[Filter]) -> Filter:
     return {"$or": clauses}
 
 
+_SELECTIVE = {"pc", "ix.patient", "ix.subject", "ix.identifier", "ix.encounter"}  # usually a handful of matches
+
+
+def _rank(key: str, condition: Any) -> int:
+    """Most selective first: the embedded store drives a query from its first indexed predicate."""
+    if key == "_id":
+        return 0
+    if key in _SELECTIVE:
+        return 1
+    if not isinstance(condition, dict):
+        return 2
+    if "$in" in condition:
+        return 3
+    if key.startswith("$") or "$elemMatch" in condition or "$not" in condition or "$nin" in condition:
+        return 6
+    if "$exists" in condition:
+        return 5
+    return 4
+
+
+def all_of(clauses: list[Filter]) -> Filter:
+    """AND of clauses as one flat document (`{a: …, b: …}`), not `$and: [...]`: the same meaning, but the
+    embedded store only uses an index for a flat filter. Conditions on the same field are merged when
+    their operators differ and kept apart in `$and` otherwise."""
+    merged: dict[str, Any] = {}
+    apart: list[Filter] = []
+    for clause in clauses:
+        for key, condition in clause.items():
+            if key == "$and":
+                apart.extend(condition)
+            elif key not in merged:
+                merged[key] = condition
+            elif (isinstance(merged[key], dict) and isinstance(condition, dict) and key != "$or"
+                  and all(k.startswith("$") for k in (*merged[key], *condition))
+                  and not set(merged[key]) & set(condition) and "$elemMatch" not in condition):
+                merged[key] = {**merged[key], **condition}
+            else:
+                apart.append({key: condition})
+    ordered = dict(sorted(merged.items(), key=lambda item: _rank(*item)))
+    if apart:
+        ordered["$and"] = apart
+    return ordered
+
+
 def missing(field: str, value: str) -> Filter:
     """`:missing=true` keeps resources without any value for the parameter."""
     return {field: {"$exists": value != "true"}}

@@ -34,10 +34,10 @@ def range_filter(field: str, prefix: str, slo: Any, shi: Any, approx: tuple[Any,
         return {hi: {"$gt": shi}}
     if prefix == "lt":
         return {lo: {"$lt": slo}}
-    if prefix == "ge":  # above it, or within it
-        return {"$or": [{hi: {"$gt": shi}}, {lo: {"$gte": slo}}], hi: {"$gt": slo}}
+    if prefix == "ge":  # above it, or within it; "some element does A or B" is "some does A or some does B"
+        return {"$or": [{hi: {"$gt": shi}}, {lo: {"$gte": slo}}]}
     if prefix == "le":
-        return {"$or": [{lo: {"$lt": slo}}, {hi: {"$lte": shi}}], lo: {"$lt": shi}}
+        return {"$or": [{lo: {"$lt": slo}}, {hi: {"$lte": shi}}]}
     if prefix == "sa":  # starts after the search range ends
         return {lo: {"$gte": shi}}
     if prefix == "eb":  # ends before the search range starts

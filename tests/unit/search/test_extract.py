@@ -64,7 +64,17 @@ def test_patient_example(extractor: Extractor) -> None:
     assert out["ex"]["family"] == ["Chalmers", "Windsor"]
     assert out["ixp"]["family"] == ["c", "ch", "cha", "chal", "w", "wi", "win", "wind"]
     assert out["sk"]["family"] == "chalmers" and out["sk"]["birthdate"] == utc(1974, 12, 25)
-    assert set(out) == {"ix", "ixp", "ex", "ot", "sk"}
+    assert out["pc"] == ["Patient/example"]  # a Patient is in its own compartment
+    assert set(out) == {"ix", "ixp", "ex", "ot", "sk", "pc"}
+
+
+def test_patient_compartment_membership_comes_from_the_compartment_definition(extractor: Extractor) -> None:
+    observation = {"resourceType": "Observation", "id": "o", "status": "final", "code": {"text": "x"},
+                   "subject": {"reference": "Patient/a"}, "performer": [{"reference": "Patient/b"},
+                                                                          {"reference": "Practitioner/c"}]}
+    assert extractor.extract("Observation", observation)["pc"] == ["Patient/a", "Patient/b"]
+    organization = {"resourceType": "Organization", "id": "o", "name": "Clinic"}
+    assert "pc" not in extractor.extract("Organization", organization)
 
 
 def test_deceased_patients(extractor: Extractor) -> None:
@@ -243,7 +253,7 @@ def test_every_example_and_synthea_resource_extracts_to_storable_values(extracto
     indexed = 0
     for resource in resources:
         out = extract(extractor, resource)
-        assert set(out) <= {"ix", "ixp", "ex", "tx", "ot", "ri", "sk"}
+        assert set(out) <= {"ix", "ixp", "ex", "tx", "ot", "ri", "sk", "pc"}
         assert all(out.values()), "empty sections are omitted"
         assert _plain(out), resource.get("id")
         bson.encode(out, codec_options=_BSON)
