@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
@@ -26,10 +26,11 @@ from fhir_server.context import RequestContext
 from fhir_server.errors import FhirError, Issue
 from fhir_server.rest import create, delete, patch, read, search, update, vread
 from fhir_server.rest.conditional import matching_ids, parse_query
-from fhir_server.rest.preconditions import parse_preconditions
+from fhir_server.rest.preconditions import Preconditions, parse_preconditions
 from fhir_server.rest.response import FhirResponse
 from fhir_server.rest.subset import Subset
 from fhir_server.rest.write import check_id, instant, new_id
+from fhir_server.search.dates import parse_range
 from fhir_server.services import Services
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -71,9 +72,14 @@ def _parse_entry(services: Services, ctx: RequestContext, index: int, entry: Any
     if url.startswith(ctx.base_url + "/"):
         url = url[len(ctx.base_url) + 1:]
     split = urlsplit(url)
-    if split.scheme or split.netloc:
-        raise _fail(index, f"request.url {url} is not on this server")
     parts = [p for p in split.path.strip("/").split("/") if p]
+    if split.scheme or split.netloc:
+        # an absolute URL elsewhere (e.g. a canonical `http://hl7.org/fhir/us/sdc/Questionnaire/54127-6`):
+        # its trailing `Type/id` names the resource here
+        known = [i for i, p in enumerate(parts) if p in services.registry]
+        if not known or len(parts) - known[-1] > 2:
+            raise _fail(index, f"request.url {url} is neither relative nor a [base]/Type[/id] URL")
+        parts = parts[known[-1]:]
     resource_type = parts[0] if parts else None
     if resource_type is not None and resource_type not in services.registry:
         raise _fail(index, f"unknown resource type '{resource_type}'", 404)
@@ -104,8 +110,8 @@ def _walk_references(node: Any, rewrite: dict[str, str]) -> None:
 def _conditional_references(node: Any, found: set[str]) -> None:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and "?" in value and "://" not in value:
-                found.add(value)
+            if key == "reference" and isinstance(value, str) and value.partition("?")[0].isalpha() and "?" in value:
+                found.add(value)  # `Type?criteria`: a conditional reference
             elif isinstance(value, (dict, list)):
                 _conditional_references(value, found)
     elif isinstance(node, list):
@@ -124,10 +130,22 @@ def _patch_document(entry: EntryRequest) -> Any:
                              "(contentType application/json-patch+json)")
 
 
-def _entry_preconditions(entry: EntryRequest) -> Any:
+def _entry_preconditions(entry: EntryRequest) -> Preconditions:
+    """Bundle.entry.request carries the HTTP headers as elements; `ifModifiedSince` is a FHIR instant."""
     r = entry.request
-    return parse_preconditions(r.get("ifMatch"), r.get("ifNoneMatch"), r.get("ifModifiedSince"),
-                               r.get("ifNoneExist"))
+    pre = parse_preconditions(r.get("ifMatch"), r.get("ifNoneMatch"), None, _criteria(r.get("ifNoneExist")))
+    since = r.get("ifModifiedSince")
+    if isinstance(since, str):
+        pre = replace(pre, if_modified_since=parse_range(since, "ifModifiedSince")[0])
+    return pre
+
+
+def _criteria(value: Any) -> str | None:
+    """`ifNoneExist` is a query string; some senders prefix it with `Type?`."""
+    if not isinstance(value, str) or not value:
+        return None
+    head, mark, rest = value.partition("?")
+    return rest if mark and head.isalpha() else value
 
 
 async def _execute(services: Services, ctx: RequestContext, entry: EntryRequest, assigned: str | None,
@@ -292,7 +310,7 @@ async def _assign_ids(services: Services, ctx: RequestContext, entries: list[Ent
         t = entry.resource_type
         if t is None:
             continue
-        condition = entry.request.get("ifNoneExist") if entry.method == "POST" else \
+        condition = _criteria(entry.request.get("ifNoneExist")) if entry.method == "POST" else \
             entry.query if entry.method == "PUT" and entry.id is None else None
         if entry.method == "POST" or (entry.method == "PUT" and entry.id is None):
             target: str | None = None
@@ -324,6 +342,6 @@ async def _assign_ids(services: Services, ctx: RequestContext, entries: list[Ent
             target = entry.id
         else:
             continue
-        if entry.full_url and (entry.full_url.startswith("urn:uuid:") or entry.full_url.startswith("urn:oid:")):
-            rewrite[entry.full_url] = f"{t}/{target}"
+        if entry.full_url and (entry.method == "POST" or entry.full_url.startswith(("urn:uuid:", "urn:oid:"))):
+            rewrite[entry.full_url] = f"{t}/{target}"  # references to the entry follow it to its final id
     return assigned, existing, rewrite
