@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/fhir-server serve
+	$(BIN)/fhir-server serve --seed-demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

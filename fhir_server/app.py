@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fhir_server import fhirjson
+from fhir_server import demo, fhirjson
 from fhir_server.config import Settings
 from fhir_server.db import embedded
 from fhir_server.db.mongo_store import MongoResourceStore
@@ -124,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 Extractor(search_registry, bases))
             app.state.services = services
             app.state.capability_statement = _capability_cache(services, started)
+            if settings.seed_demo:
+                await demo.seed(services, settings.base_url or f"http://localhost:{settings.port}/fhir")
             yield
         finally:
             await client.close()

@@ -29,3 +29,4 @@ class Settings(BaseSettings):
     delete_missing_status: int = 204
     embedded_port: int = 27117
     log_level: str = "info"
+    seed_demo: bool = False

@@ -1,0 +1,23 @@
+"""The `fhir-server` command: one module per subcommand (serve, load); settings are read only by the
+subcommand that needs them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fhir_server.cli import load, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fhir-server", description="FHIR R4 server on MongoDB")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve.add_parser(commands)
+    load.add_parser(commands)
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
