@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 
 from fhir_server import errors, fhirjson
 from fhir_server.context import RequestContext
-from fhir_server.operations import reindex
+from fhir_server.operations import everything, reindex
 from fhir_server.rest import bundle, create, delete, history, patch, read, search, update, vread
 from fhir_server.rest.negotiate import JSON_PATCH, check_body_type, is_pretty, response_type
 from fhir_server.rest.preconditions import parse_preconditions, parse_prefer
@@ -157,6 +157,22 @@ async def post_type_reindex(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
     ctx = context(request)
     return render(request, ctx, await reindex.reindex(services_of(request), ctx, resource_type))
+
+
+@router.get("/Patient/{id}/$everything")
+async def get_patient_everything(request: Request, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = list(request.query_params.multi_items())
+    return render(request, ctx, await everything.everything(services_of(request), ctx, "Patient", id, params))
+
+
+@router.get("/Encounter/{id}/$everything")
+async def get_encounter_everything(request: Request, id: str) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = list(request.query_params.multi_items())
+    return render(request, ctx, await everything.everything(services_of(request), ctx, "Encounter", id, params))
 
 
 @router.get("/_history")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,7 +46,7 @@ async def search_type(services: Services, ctx: RequestContext, resource_type: st
     check_type(services, resource_type)
     query = _parser(services, ctx).parse(resource_type, params)
     criteria = await _translator(services, ctx).query_filter(resource_type, query)
-    return await _respond(services, ctx, query, [(resource_type, criteria)], resource_type)
+    return await respond(services, ctx, query, [(resource_type, criteria)], resource_type)
 
 
 async def search_system(services: Services, ctx: RequestContext, params: list[tuple[str, str]]) -> FhirResponse:
@@ -55,7 +56,7 @@ async def search_system(services: Services, ctx: RequestContext, params: list[tu
         raise errors.invalid("_sort across several types supports _id only", "_sort")
     translator = _translator(services, ctx)
     filters = [(t, await translator.query_filter(t, query)) for t in sorted(types)]
-    return await _respond(services, ctx, query, filters, None)
+    return await respond(services, ctx, query, filters, None)
 
 
 async def search_compartment(services: Services, ctx: RequestContext, compartment: str, id: str,
@@ -70,15 +71,16 @@ async def search_compartment(services: Services, ctx: RequestContext, compartmen
     extra: dict[str, Any] = {"pc": f"Patient/{id}"}  # compartment membership is extracted at write time
     query = _parser(services, ctx).parse(resource_type, params)
     criteria = await _translator(services, ctx).query_filter(resource_type, query, extra)
-    return await _respond(services, ctx, query, [(resource_type, criteria)], f"Patient/{id}/{resource_type}")
+    return await respond(services, ctx, query, [(resource_type, criteria)], f"Patient/{id}/{resource_type}")
 
 
-async def _respond(services: Services, ctx: RequestContext, query: SearchQuery,
-                   filters: list[tuple[str, dict[str, Any]]], path: str | None) -> FhirResponse:
+async def respond(services: Services, ctx: RequestContext, query: SearchQuery,
+                  filters: list[tuple[str, dict[str, Any]]], path: str | None,
+                  skip_included: Callable[[str, dict[str, Any]], bool] | None = None) -> FhirResponse:
     subset = parse_subset(query.summary, ",".join(query.elements) if query.elements is not None else None)
     if query.summary == "count":
         query = replace(query, count=0, includes=())
-    page = await execute.run(services.store, services.search_registry, query, filters)
+    page = await execute.run(services.store, services.search_registry, query, filters, skip_included)
     self_url = _url(ctx, path, list(query.applied))
     links = [{"relation": "self", "url": self_url}]
     if page.next_cursor:

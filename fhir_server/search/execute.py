@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from fhir_server.db.store import ResourceStore
@@ -56,9 +57,11 @@ def _projection(query: SearchQuery, spec: SortSpec) -> dict[str, Any]:
 
 
 async def run(store: ResourceStore, registry: SearchRegistry, query: SearchQuery,
-              filters: list[tuple[str, dict[str, Any]]]) -> Page:
+              filters: list[tuple[str, dict[str, Any]]], skip_included: Callable[[str, dict[str, Any]], bool] | None = None
+              ) -> Page:
     """`filters` is one (type, filter) per resource type searched (several for system search), in the
-    order results are listed."""
+    order results are listed. `skip_included` leaves out included resources that will be matches anyway
+    (`$everything`: members of the compartment)."""
     spec = sort_spec(query)
     projection = _projection(query, spec)
     start_type: str | None = None
@@ -100,6 +103,8 @@ async def run(store: ResourceStore, registry: SearchRegistry, query: SearchQuery
         page.total = len(matches)
     if query.includes and matches:
         await _include(store, registry, query.includes, page)
+        if skip_included is not None:
+            page.included = [(t, d) for t, d in page.included if not skip_included(t, d)]
     return page
 
 
@@ -138,7 +143,7 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
                             wanted.setdefault(ref_type, set()).add(ref_id)
         for ref_type, ids in wanted.items():
             docs = await store.find(ref_type, {"_id": {"$in": sorted(ids)}},
-                                    {"raw": 1, "v": 1, "ts": 1, "ix": 1}, limit=MAX_INCLUDED + 1)
+                                    {"raw": 1, "v": 1, "ts": 1, "ix": 1, "pc": 1}, limit=MAX_INCLUDED + 1)
             found.extend((ref_type, d) for d in docs)
         new = []
         for resource_type, doc in found:

@@ -99,6 +99,14 @@ def _patient_compartment() -> dict[str, tuple[str, ...]]:
     return {r["code"]: tuple(r["param"]) for r in definition["resource"] if r.get("param")}
 
 
+@cache
+def encounter_compartment() -> dict[str, tuple[str, ...]]:
+    """Resource type -> the parameters that put it in an Encounter's compartment (official R4
+    CompartmentDefinition/encounter; `{def}` marks the Encounter itself)."""
+    definition = json.loads(PATIENT_COMPARTMENT_FILE.with_name("compartmentdefinition-encounter.json").read_text())
+    return {r["code"]: tuple(r["param"]) for r in definition["resource"] if r.get("param")}
+
+
 def patient_compartment() -> dict[str, tuple[str, ...]]:
     """Resource type -> the parameter codes that put a resource of that type in a Patient's compartment
     (official R4 CompartmentDefinition/patient; types outside the compartment are absent)."""
