@@ -22,10 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_server import demo, fhirjson
 from fhir_server.config import Settings
 from fhir_server.db import embedded
+from fhir_server.db.jobs import JobStore
 from fhir_server.db.mongo_store import MongoResourceStore
 from fhir_server.errors import FhirError, Issue, operation_outcome
 from fhir_server.model.registry import ResourceRegistry
 from fhir_server.model.validate import ResourceValidator
+from fhir_server.operations.export_worker import ExportWorker
 from fhir_server.rest import capabilities, health
 from fhir_server.rest.router import router
 from fhir_server.search import custom
@@ -121,13 +123,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry = ResourceRegistry()
             bases = (settings.base_url.rstrip("/"),) if settings.base_url else ()
             services = Services(settings, store, ResourceValidator(), registry, search_registry,
-                                Extractor(search_registry, bases))
+                                Extractor(search_registry, bases), JobStore(store.database))
+            services.export_worker = ExportWorker(services, services.jobs)
+            services.export_worker.start()
             app.state.services = services
             app.state.capability_statement = _capability_cache(services, started)
             if settings.seed_demo:
                 await demo.seed(services, settings.base_url or f"http://localhost:{settings.port}/fhir")
             yield
         finally:
+            worker = getattr(getattr(app.state, "services", None), "export_worker", None)
+            if worker is not None:
+                await worker.stop()
             await client.close()
             if store_process is not None:
                 store_process.stop()

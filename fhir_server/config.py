@@ -30,3 +30,6 @@ class Settings(BaseSettings):
     embedded_port: int = 27117
     log_level: str = "info"
     seed_demo: bool = False
+    export_file_max_bytes: int = 64 * 1024 * 1024
+    export_retention_seconds: int = 24 * 3600
+    export_stale_seconds: int = 30

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fhir_server.config import Settings
+from fhir_server.db.jobs import JobStore
 from fhir_server.db.store import ResourceStore
 from fhir_server.errors import Issue
 from fhir_server.model.registry import ResourceRegistry
 from fhir_server.search.extract import Extractor
 from fhir_server.search.registry import SearchRegistry
+
+if TYPE_CHECKING:
+    from fhir_server.operations.export_worker import ExportWorker
 
 
 class Validator(Protocol):
@@ -26,3 +30,5 @@ class Services:
     registry: ResourceRegistry
     search_registry: SearchRegistry
     extractor: Extractor
+    jobs: JobStore
+    export_worker: ExportWorker | None = None

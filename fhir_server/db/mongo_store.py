@@ -202,6 +202,12 @@ class MongoResourceStore:
         cursor = self._db[resource_type].find(criteria, projection, limit=limit, sort=sort, session=_session.get())
         return [doc async for doc in cursor]
 
+    async def scan_raw(self, resource_type: str, criteria: dict[str, Any], batch_size: int = 500) -> AsyncIterator[bytes]:
+        """Every matching resource's stored JSON, streamed in `_id` order with a bounded batch in memory."""
+        cursor = self._db[resource_type].find(criteria, {"raw": 1}, sort=[("_id", ASCENDING)], batch_size=batch_size)
+        async for doc in cursor:
+            yield bytes(doc["raw"])
+
     async def count(self, resource_type: str, criteria: dict[str, Any]) -> int:
         return await self._db[resource_type].count_documents(criteria, session=_session.get())
 

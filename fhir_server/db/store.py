@@ -105,6 +105,9 @@ class ResourceStore(Protocol):
         """Current-version documents of a type matching store-level `criteria`, as stored (search uses the
         `ix`/`sk` fields described in docs/search.md)."""
 
+    def scan_raw(self, resource_type: str, criteria: dict[str, Any], batch_size: int = 500) -> AsyncIterator[bytes]:
+        """Every matching live resource's stored JSON in `_id` order, streamed (memory stays flat)."""
+
     async def count(self, resource_type: str, criteria: dict[str, Any]) -> int:
         """How many current-version documents match."""
 

@@ -7,15 +7,18 @@ Each route parses what HTTP carries (headers, query, body) into plain values, bu
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qsl
 from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 
 from fhir_server import errors, fhirjson
 from fhir_server.context import RequestContext
-from fhir_server.operations import everything, reindex
+from fhir_server.operations import everything, export, reindex
 from fhir_server.rest import bundle, create, delete, history, patch, read, search, update, vread
 from fhir_server.rest.negotiate import JSON_PATCH, check_body_type, is_pretty, response_type
 from fhir_server.rest.preconditions import parse_preconditions, parse_prefer
@@ -120,6 +123,58 @@ async def search_params(request: Request) -> list[tuple[str, str]]:
                 raise errors.too_large(f"A search form is limited to {MAX_FORM_BYTES} bytes")
         params += parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=200)
     return params
+
+
+@router.get("/$export")
+async def get_system_export(request: Request) -> Response:
+    return await _export(request, "system", None)
+
+
+@router.get("/Patient/$export")
+async def get_patient_export(request: Request) -> Response:
+    return await _export(request, "patient", None)
+
+
+@router.get("/Group/{id}/$export")
+async def get_group_export(request: Request, id: str) -> Response:
+    return await _export(request, "group", id)
+
+
+async def _export(request: Request, level: str, group_id: str | None) -> Response:
+    negotiate_first(request)
+    ctx = context(request)
+    params = list(request.query_params.multi_items())
+    result = await export.kick_off(services_of(request), ctx, level, group_id, params, str(request.url))
+    return render(request, ctx, result)
+
+
+@router.get("/$export-status/{job_id}")
+async def get_export_status(request: Request, job_id: str) -> Response:
+    ctx = context(request)
+    return render(request, ctx, await export.status(services_of(request), ctx, job_id))
+
+
+@router.delete("/$export-status/{job_id}")
+async def delete_export(request: Request, job_id: str) -> Response:
+    ctx = context(request)
+    return render(request, ctx, await export.cancel(services_of(request), job_id))
+
+
+@router.get("/$export-file/{job_id}/{file_id}")
+async def get_export_file(request: Request, job_id: str, file_id: str) -> Response:
+    """Streams one NDJSON file out of GridFS, a chunk at a time."""
+    if not ObjectId.is_valid(file_id):
+        raise errors.not_found("No such export file")
+    stream = await services_of(request).jobs.open_file(job_id, ObjectId(file_id))
+    if stream is None:
+        raise errors.not_found("No such export file (the export may have expired)")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while chunk := await stream.readchunk():
+            yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/fhir+ndjson",
+                             headers={"Content-Length": str(stream.length)})
 
 
 @router.post("")
