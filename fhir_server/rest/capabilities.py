@@ -19,7 +19,12 @@ REINDEX = "urn:fhir-server:OperationDefinition:reindex"
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
                      "search-type")
-SYSTEM_INTERACTIONS = ("history-system", "search-system")
+SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system", "search-system")
+EVERYTHING = {"Patient": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+              "Encounter": "http://hl7.org/fhir/OperationDefinition/Encounter-everything"}
+EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+PATIENT_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+GROUP_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
 COMMON_RESULT_PARAMS = ("_sort", "_count", "_total", "_summary", "_elements", "_include", "_revinclude")
 
 
@@ -31,6 +36,17 @@ def _search_params(search: SearchRegistry, resource_type: str) -> list[dict[str,
         entry = {"name": code, "definition": param.url, "type": param.type}
         params.append(entry)
     return params
+
+
+def _type_operations(resource_type: str) -> list[dict[str, str]]:
+    operations = [{"name": "reindex", "definition": REINDEX}]
+    if resource_type in EVERYTHING:
+        operations.append({"name": "everything", "definition": EVERYTHING[resource_type]})
+    if resource_type == "Patient":
+        operations.append({"name": "export", "definition": PATIENT_EXPORT})
+    if resource_type == "Group":
+        operations.append({"name": "export", "definition": GROUP_EXPORT})
+    return operations
 
 
 def _includes(search: SearchRegistry, resource_type: str) -> list[str]:
@@ -62,7 +78,7 @@ def capability_statement(settings: Settings, registry: ResourceRegistry, search:
             "searchInclude": _includes(search, resource_type),
             "searchRevInclude": sorted(revincludes.get(resource_type, [])),
             "searchParam": _search_params(search, resource_type),
-            "operation": [{"name": "reindex", "definition": REINDEX}],
+            "operation": _type_operations(resource_type),
         }
         if resource_type in registry.custom:
             entry["documentation"] = registry.custom[resource_type]
@@ -82,13 +98,13 @@ def capability_statement(settings: Settings, registry: ResourceRegistry, search:
             "mode": "server",
             "documentation": (
                 "Deleting a resource that does not exist answers "
-                f"{settings.delete_missing_status}. Conditional create, update and delete accept the "
-                "_id and identifier parameters. Search supports every R4 SearchParameter except the "
-                "special ones (near, _text, _content, _query); see docs/search.md."
+                f"{settings.delete_missing_status}. Conditional create, update and delete accept any "
+                "search. Search supports every R4 SearchParameter except the special ones (near, _text, "
+                "_content, _query); see docs/search.md. Bulk $export writes application/fhir+ndjson."
             ),
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
             "searchParam": _search_params(search, "Resource"),
-            "operation": [{"name": "reindex", "definition": REINDEX}],
+            "operation": [{"name": "reindex", "definition": REINDEX}, {"name": "export", "definition": EXPORT}],
         }],
     }

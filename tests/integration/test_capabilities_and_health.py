@@ -26,6 +26,13 @@ def test_capability_statement_describes_what_is_wired(client: httpx.Client) -> N
     assert patient["conditionalCreate"] and patient["conditionalUpdate"]
     assert patient["conditionalDelete"] == "single"
     assert {"code": "history-system"} in rest["interaction"]
+    assert {"transaction", "batch", "search-system"} <= {i["code"] for i in rest["interaction"]}
+    assert "search-type" in codes
+    names = {p["name"] for p in patient["searchParam"]}
+    assert {"name", "identifier", "birthdate", "_id", "_lastUpdated"} <= names
+    assert {"everything", "export"} <= {o["name"] for o in patient["operation"]}
+    assert "Observation:subject" in patient["searchRevInclude"]
+    assert "export" in {o["name"] for o in rest["operation"]}
 
 
 def test_health_and_readiness(server: RunningServer) -> None:
