@@ -13,6 +13,7 @@ Each write updates both inside one MongoDB transaction.
 from __future__ import annotations
 
 import contextvars
+from dataclasses import dataclass, field
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from bson.codec_options import CodecOptions, TypeEncoder, TypeRegistry
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from fhir_server.db.store import HistoryPage, HistoryQuery, NewVersion, StoredVersion, VersionConflict
 
@@ -48,7 +49,15 @@ CODEC_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(
     tz_aware=True, type_registry=TypeRegistry([_DecimalEncoder()])
 )
 
-_session: contextvars.ContextVar[AsyncClientSession | None] = contextvars.ContextVar("fhir_session", default=None)
+@dataclass
+class _Unit:
+    """The unit of work of the running task: its session, and inserts held back to be written together."""
+
+    session: AsyncClientSession
+    pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+_unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("fhir_unit", default=None)
 
 
 def _as_version(resource_type: str, id: str, doc: dict[str, Any]) -> StoredVersion:
@@ -83,7 +92,7 @@ class MongoResourceStore:
 
     async def prepare(self, resource_type: str) -> None:
         keys = tuple(self._index_keys(resource_type))
-        if self._prepared.get(resource_type) == keys or _session.get() is not None:
+        if self._prepared.get(resource_type) == keys or _unit.get() is not None:
             return  # inside a transaction index builds are not allowed; callers prepare before one
         if keys:
             models = [IndexModel([(key, ASCENDING)], name=key) for key in keys]
@@ -96,7 +105,7 @@ class MongoResourceStore:
             await self.prepare(resource_type)
 
     async def current(self, resource_type: str, id: str) -> StoredVersion | None:
-        session = _session.get()
+        session = await self._ready()
         doc = await self._db[resource_type].find_one({"_id": id}, _CURRENT_FIELDS, session=session)
         if doc is not None:
             return _as_version(resource_type, id, doc)
@@ -108,18 +117,57 @@ class MongoResourceStore:
         return _as_version(resource_type, id, last)
 
     async def version(self, resource_type: str, id: str, version: int) -> StoredVersion | None:
-        doc = await self._db[HISTORY].find_one({"_id": f"{resource_type}/{id}/{version}"}, session=_session.get())
+        doc = await self._db[HISTORY].find_one({"_id": f"{resource_type}/{id}/{version}"}, session=await self._ready())
         return _as_version(resource_type, id, doc) if doc else None
 
     async def commit(self, new: NewVersion, expected: StoredVersion | None) -> None:
-        session = _session.get()
-        if session is not None:
-            await self._write(new, expected, session)
+        unit = _unit.get()
+        if unit is not None:
+            if new.raw is not None and expected is None:
+                # a brand-new id inside a unit of work: write it with the others in one insert_many
+                current, entry = self._documents(new)
+                unit.pending.setdefault(new.resource_type, []).append(current)
+                unit.pending.setdefault(HISTORY, []).append(entry)
+                return
+            await self._flush(unit)
+            await self._write(new, expected, unit.session)
             return
         async with self._client.start_session() as own:
             async def work(s: AsyncClientSession) -> None:
                 await self._write(new, expected, s)
             await own.with_transaction(work)
+
+    @staticmethod
+    def _documents(new: NewVersion) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The current-version document and the history entry for `new`."""
+        key = f"{new.resource_type}/{new.id}/{new.version}"
+        entry: dict[str, Any] = {"_id": key, "t": new.resource_type, "i": new.id, "v": new.version,
+                                 "ts": new.last_updated, "k": _sort_key(new.last_updated, key), "m": new.method}
+        current: dict[str, Any] = {}
+        if new.raw is not None:
+            raw = Binary(new.raw)
+            entry["raw"] = raw
+            current = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method, "raw": raw,
+                       "resource": new.document, **new.index}
+        return current, entry
+
+    async def _ready(self) -> AsyncClientSession | None:
+        """The session of the running unit of work (None outside one), its held-back inserts written first
+        so every read sees them."""
+        unit = _unit.get()
+        if unit is None:
+            return None
+        if unit.pending:
+            await self._flush(unit)
+        return unit.session
+
+    async def _flush(self, unit: _Unit) -> None:
+        pending, unit.pending = unit.pending, {}
+        for collection, documents in pending.items():
+            try:
+                await self._db[collection].insert_many(documents, ordered=True, session=unit.session)
+            except BulkWriteError as exc:
+                raise VersionConflict(f"a resource created in this transaction already exists: {exc.details.get('writeErrors', [{}])[0].get('errmsg', '')}") from None
 
     async def _write(self, new: NewVersion, expected: StoredVersion | None, session: AsyncClientSession) -> None:
         collection = self._db[new.resource_type]
@@ -129,8 +177,7 @@ class MongoResourceStore:
             if removed.deleted_count != 1:
                 raise VersionConflict(f"{new.resource_type}/{new.id} is no longer at version {expected.version}")
         else:
-            current = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method,
-                       "raw": Binary(new.raw), "resource": new.document, **new.index}
+            current, _ = self._documents(new)
             if expected is None or expected.deleted:
                 try:
                     await collection.insert_one(current, session=session)
@@ -140,11 +187,7 @@ class MongoResourceStore:
                 result = await collection.replace_one({"_id": new.id, "v": expected.version}, current, session=session)
                 if result.matched_count != 1:
                     raise VersionConflict(f"{new.resource_type}/{new.id} is no longer at version {expected.version}")
-        key = f"{new.resource_type}/{new.id}/{new.version}"
-        entry: dict[str, Any] = {"_id": key, "t": new.resource_type, "i": new.id, "v": new.version,
-                                 "ts": new.last_updated, "k": _sort_key(new.last_updated, key), "m": new.method}
-        if new.raw is not None:
-            entry["raw"] = Binary(new.raw)
+        _, entry = self._documents(new)
         try:
             await self._db[HISTORY].insert_one(entry, session=session)
         except DuplicateKeyError:
@@ -170,7 +213,7 @@ class MongoResourceStore:
             start, end = query.at
             criteria["ts"] = {"$lte": end}
             criteria["$or"] = [{"until": {"$exists": False}}, {"until": {"$gt": start}}]
-        cursor = self._db[HISTORY].find(criteria, sort=[("k", DESCENDING)], limit=query.limit + 1, session=_session.get())
+        cursor = self._db[HISTORY].find(criteria, sort=[("k", DESCENDING)], limit=query.limit + 1, session=await self._ready())
         docs = [doc async for doc in cursor]
         more = len(docs) > query.limit
         docs = docs[: query.limit]
@@ -178,7 +221,7 @@ class MongoResourceStore:
         return HistoryPage(entries, docs[-1]["k"] if more and docs else None)
 
     async def find_ids(self, resource_type: str, criteria: dict[str, Any], limit: int) -> list[str]:
-        cursor = self._db[resource_type].find(criteria, {"_id": 1}, limit=limit, session=_session.get())
+        cursor = self._db[resource_type].find(criteria, {"_id": 1}, limit=limit, session=await self._ready())
         return [doc["_id"] async for doc in cursor]
 
     async def set_index(self, resource_type: str, updates: list[tuple[str, int, dict[str, Any]]]) -> int:
@@ -194,12 +237,12 @@ class MongoResourceStore:
                 requests.append(UpdateOne({"_id": id, "v": version}, change))
         if not requests:
             return 0
-        result = await self._db[resource_type].bulk_write(requests, ordered=False, session=_session.get())
+        result = await self._db[resource_type].bulk_write(requests, ordered=False, session=await self._ready())
         return int(result.matched_count)
 
     async def find(self, resource_type: str, criteria: dict[str, Any], projection: dict[str, Any],
                    limit: int, sort: list[tuple[str, int]] | None = None) -> list[dict[str, Any]]:
-        cursor = self._db[resource_type].find(criteria, projection, limit=limit, sort=sort, session=_session.get())
+        cursor = self._db[resource_type].find(criteria, projection, limit=limit, sort=sort, session=await self._ready())
         return [doc async for doc in cursor]
 
     async def scan_raw(self, resource_type: str, criteria: dict[str, Any], batch_size: int = 500) -> AsyncIterator[bytes]:
@@ -209,38 +252,43 @@ class MongoResourceStore:
             yield bytes(doc["raw"])
 
     async def count(self, resource_type: str, criteria: dict[str, Any]) -> int:
-        return await self._db[resource_type].count_documents(criteria, session=_session.get())
+        return await self._db[resource_type].count_documents(criteria, session=await self._ready())
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        if _session.get() is not None:  # nested: join the outer unit of work
+        if _unit.get() is not None:  # nested: join the outer unit of work
             yield
             return
         async with self._client.start_session() as session:
             async with await session.start_transaction():
-                token = _session.set(session)
+                unit = _Unit(session)
+                token = _unit.set(unit)
                 try:
                     yield
+                    await self._flush(unit)
                 finally:
-                    _session.reset(token)
+                    _unit.reset(token)
 
     async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
-        if _session.get() is not None:
+        if _unit.get() is not None:
             return await work()
         async with self._client.start_session() as session:
             async def attempt(s: AsyncClientSession) -> T:
-                token = _session.set(s)
+                unit = _Unit(s)
+                token = _unit.set(unit)
                 try:
-                    return await work()
+                    result = await work()
+                    await self._flush(unit)
+                    return result
                 finally:
-                    _session.reset(token)
+                    _unit.reset(token)
             return await session.with_transaction(attempt)
 
     async def lock(self, key: str) -> None:
-        session = _session.get()
-        if session is None:
+        unit = _unit.get()
+        if unit is None:
             raise RuntimeError("lock() only has meaning inside atomically()")
-        await self._db[LOCKS].update_one({"_id": key}, {"$inc": {"n": 1}}, upsert=True, session=session)
+        await self._db[LOCKS].update_one({"_id": key}, {"$inc": {"n": 1}}, upsert=True, session=unit.session)
 
     async def ping(self) -> bool:
         try:

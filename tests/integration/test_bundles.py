@@ -141,7 +141,7 @@ def test_bad_bundles_are_refused_with_an_outcome(client: httpx.Client) -> None:
     assert client.post("", json={"resourceType": "Bundle", "type": "collection"}).status_code == 400
     assert client.post("", json=tx({"resource": patient()})).status_code == 400  # no request
     assert client.post("", json=tx({"request": {"method": "TRACE", "url": "Patient"}})).status_code == 400
-    assert client.post("", json=tx({"request": {"method": "GET", "url": "https://elsewhere.example/Patient/1"}})
+    assert client.post("", json=tx({"request": {"method": "GET", "url": "https://elsewhere.example/api/thing"}})
                        ).status_code == 400
     dup = "urn:uuid:11111111-1111-4111-8111-111111111111"
     assert client.post("", json=tx(post(patient(), dup), post(patient(), dup))).status_code == 400
