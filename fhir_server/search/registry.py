@@ -228,12 +228,12 @@ class SearchRegistry:
                 keys.append(key)
 
         for code in (*_patient_compartment().get(resource_type, ()), "patient"):
-            if code in params and params[code].type == "reference":
-                add(code)
+            if code in params and params[code].type == "reference" and resource_type != "Patient":
+                add(code)  # (a Patient's own `link` is served by `pc`)
         for code in ("identifier", "code"):
             add(code)
         for code in _NAME_LIKE:  # starts-with is an equality on the prefix tokens
-            if code in params and params[code].type == "string":
+            if code in params and params[code].type == "string" and narrowed_by(resource_type, code, params) is None:
                 keys.append(f"ixp.{code}")
         add("url")
         for code, param in params.items():
@@ -242,6 +242,14 @@ class SearchRegistry:
                 if code in _BOTH_ENDS:
                     add(code, ".hi")
         return keys[:MAX_INDEXES]
+
+
+def narrowed_by(resource_type: str, code: str, params: dict[str, SearchParam]) -> str | None:
+    """`family` and `given` values are also `name` values (HumanName parts), so `ixp.name` can narrow their
+    searches: one index instead of three, and a third of the index entries per write."""
+    if code in ("family", "given") and "name" in params and params["name"].type == "string":
+        return "name"
+    return None
 
 
 def _check_expression(expression: str, location: str) -> None:

@@ -16,7 +16,7 @@ from fhir_server.search import branches
 from fhir_server.search.filters import Filter, FilterContext, all_of
 from fhir_server.search.filters import composite, date, number, quantity, reference, string, token, uri
 from fhir_server.search.parse import Criterion, SearchQuery
-from fhir_server.search.registry import SearchParam, SearchRegistry
+from fhir_server.search.registry import SearchParam, SearchRegistry, narrowed_by
 
 MAX_CHAIN_MATCHES = 1000  # ids a chain or _has may resolve to; more is a 400 asking for a narrower query
 
@@ -54,7 +54,8 @@ class Translator:
         if kind == "token":
             return token.to_filter(code, modifier, values)
         if kind == "string":
-            return string.to_filter(code, modifier, values)
+            narrow = narrowed_by(resource_type, code, self.registry.for_type(resource_type))
+            return string.to_filter(code, modifier, values, narrow)
         if kind == "uri":
             return uri.to_filter(code, modifier, values)
         if kind == "date":

@@ -19,7 +19,9 @@ def prefix_range(prefix: str) -> Filter:
     return {"$gte": prefix, "$lt": prefix + HIGHEST}
 
 
-def to_filter(code: str, modifier: str | None, values: tuple[str, ...]) -> Filter:
+def to_filter(code: str, modifier: str | None, values: tuple[str, ...], narrow: str | None = None) -> Filter:
+    """`narrow`: another string parameter whose values include this one's (family/given within name); its
+    indexed prefix tokens select the candidates."""
     field = f"ix.{code}"
     if modifier == "missing":
         return missing(field, values[0])
@@ -34,14 +36,17 @@ def to_filter(code: str, modifier: str | None, values: tuple[str, ...]) -> Filte
                                      f"{code}:contains")
             clauses.append({field: {"$regex": re.escape(needle)}})
         return any_of(clauses)
-    return any_of([starts_with(code, norm(unescape(v))) for v in values])
+    return any_of([starts_with(code, norm(unescape(v)), narrow) for v in values])
 
 
-def starts_with(code: str, prefix: str) -> Filter:
+def starts_with(code: str, prefix: str, narrow: str | None = None) -> Filter:
     """Starts-with as an equality on the stored prefix tokens (`ixp`, exact on arrays and index-served);
     longer prefixes narrow by their first PREFIX_LENGTH characters and check the rest on one element."""
     if not prefix:
         raise errors.invalid(f"{code} needs a value with letters or digits", code)
-    if len(prefix) <= PREFIX_LENGTH:
-        return {f"ixp.{code}": prefix}
-    return {f"ixp.{code}": prefix[:PREFIX_LENGTH], f"ix.{code}": {"$elemMatch": prefix_range(prefix)}}
+    head = prefix[:PREFIX_LENGTH]
+    clause: Filter = {f"ixp.{narrow}": head} if narrow else {}
+    clause[f"ixp.{code}"] = head
+    if len(prefix) > PREFIX_LENGTH:
+        clause[f"ix.{code}"] = {"$elemMatch": prefix_range(prefix)}
+    return clause
