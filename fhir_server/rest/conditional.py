@@ -8,10 +8,12 @@ so two identical conditional creates cannot both create.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from fhir_server import errors
 from fhir_server.context import RequestContext
+from fhir_server.rest.response import FhirResponse
 from fhir_server.search import branches
 from fhir_server.search.filters import FilterContext
 from fhir_server.search.parse import Parser
@@ -53,3 +55,21 @@ async def matching_ids(services: Services, ctx: RequestContext, resource_type: s
     translator = Translator(services.search_registry, services.store, FilterContext(bases, ctx.now))
     criteria = await translator.query_filter(resource_type, query)
     return await branches.find_ids(services.store, resource_type, criteria, limit)
+
+
+async def at_most_one(services: Services, ctx: RequestContext, resource_type: str, query: str, what: str,
+                      action: Callable[[str | None], Awaitable[FhirResponse]]) -> FhirResponse:
+    """Run `action` with the single match of `query` (None when nothing matches) inside a transaction that
+    holds the criteria's lock; several matches are a 412 naming `what` (e.g. `If-None-Exist: …`)."""
+    params = parse_query(query)
+    store = services.store
+
+    async def locked() -> FhirResponse:
+        await store.lock(lock_key(resource_type, params))
+        ids = await matching_ids(services, ctx, resource_type, params)
+        if len(ids) > 1:
+            raise errors.precondition_failed(f"{what} matches more than one {resource_type}")
+        return await action(ids[0] if ids else None)
+
+    await store.prepare(resource_type)  # index builds cannot run inside the transaction
+    return await store.atomically(locked)

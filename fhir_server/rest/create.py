@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.rest.response import FhirResponse, version_headers, written
-from fhir_server.rest.conditional import lock_key, matching_ids, parse_query
+from fhir_server.rest.conditional import at_most_one
 from fhir_server.rest.write import as_stored, build_version, check_body, check_type, commit, new_id
 from fhir_server.services import Services
 
@@ -19,25 +18,17 @@ async def create(services: Services, ctx: RequestContext, resource_type: str, bo
     resource = check_body(services, resource_type, body, None)
     if if_none_exist is None:
         return await _create(services, ctx, resource_type, resource, id)
-    params = parse_query(if_none_exist)
-    store = services.store
 
-    async def conditionally() -> FhirResponse:
-        await store.lock(lock_key(resource_type, params))
-        ids = await matching_ids(services, ctx, resource_type, params)
-        if len(ids) > 1:
-            raise errors.precondition_failed(f"If-None-Exist: {if_none_exist} matches more than one {resource_type}")
-        if ids:
-            existing = await store.current(resource_type, ids[0])
-            assert existing is not None and existing.raw is not None
-            headers = version_headers(existing, ctx.base_url, location=True)
-            if ctx.prefer.return_ == "minimal":
-                return FhirResponse(200, None, headers)
-            return FhirResponse(200, existing.raw, headers)
-        return await _create(services, ctx, resource_type, resource, id)
+    async def conditionally(match: str | None) -> FhirResponse:
+        if match is None:
+            return await _create(services, ctx, resource_type, resource, id)
+        existing = await services.store.current(resource_type, match)
+        assert existing is not None and existing.raw is not None
+        headers = version_headers(existing, ctx.base_url, location=True)
+        return FhirResponse(200, None if ctx.prefer.return_ == "minimal" else existing.raw, headers)
 
-    await store.prepare(resource_type)
-    return await store.atomically(conditionally)
+    return await at_most_one(services, ctx, resource_type, if_none_exist, f"If-None-Exist: {if_none_exist}",
+                             conditionally)
 
 
 async def _create(services: Services, ctx: RequestContext, resource_type: str, resource: dict[str, Any],

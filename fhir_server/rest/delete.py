@@ -12,7 +12,7 @@ from fhir_server.context import RequestContext
 from fhir_server.db.store import NewVersion, StoredVersion
 from fhir_server.rest.response import FhirResponse, etag, information
 from fhir_server.rest.write import build_version, check_id, check_type, commit
-from fhir_server.rest.conditional import lock_key, matching_ids, parse_query
+from fhir_server.rest.conditional import at_most_one
 from fhir_server.services import Services
 
 
@@ -39,22 +39,15 @@ async def delete(services: Services, ctx: RequestContext, resource_type: str, id
 async def conditional_delete(services: Services, ctx: RequestContext, resource_type: str, query: str) -> FhirResponse:
     """Deletes the single match; several matches are a 412 (the CapabilityStatement declares `single`)."""
     check_type(services, resource_type)
-    params = parse_query(query)
-    store = services.store
 
-    async def conditionally() -> FhirResponse:
-        await store.lock(lock_key(resource_type, params))
-        ids = await matching_ids(services, ctx, resource_type, params)
-        if len(ids) > 1:
-            raise errors.precondition_failed(f"DELETE {resource_type}?{query} matches more than one resource")
-        if not ids:
-            if services.settings.delete_missing_status == 404:
-                raise errors.not_found(f"No {resource_type} matches {query}")
-            return _answer(ctx, f"No {resource_type} matches {query}; nothing to delete", None)
-        return await delete(services, ctx, resource_type, ids[0], None)
+    async def conditionally(match: str | None) -> FhirResponse:
+        if match is not None:
+            return await delete(services, ctx, resource_type, match, None)
+        if services.settings.delete_missing_status == 404:
+            raise errors.not_found(f"No {resource_type} matches {query}")
+        return _answer(ctx, f"No {resource_type} matches {query}; nothing to delete", None)
 
-    await store.prepare(resource_type)
-    return await store.atomically(conditionally)
+    return await at_most_one(services, ctx, resource_type, query, f"DELETE {resource_type}?{query}", conditionally)
 
 
 def _answer(ctx: RequestContext, message: str, version: int | None) -> FhirResponse:

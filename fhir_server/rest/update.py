@@ -9,7 +9,7 @@ from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.rest.response import FhirResponse, written
 from fhir_server.rest.write import as_stored, build_version, check_body, check_id, check_type, commit, new_id
-from fhir_server.rest.conditional import lock_key, matching_ids, parse_query
+from fhir_server.rest.conditional import at_most_one
 from fhir_server.services import Services
 
 
@@ -37,28 +37,18 @@ async def replace(services: Services, ctx: RequestContext, resource_type: str, i
 async def conditional_update(services: Services, ctx: RequestContext, resource_type: str, query: str, body: Any,
                              if_match: int | None) -> FhirResponse:
     check_type(services, resource_type)
-    params = parse_query(query)
     if not isinstance(body, dict):
         check_body(services, resource_type, body, None)
     body_id = body.get("id")
-    store = services.store
 
-    async def conditionally() -> FhirResponse:
-        await store.lock(lock_key(resource_type, params))
-        ids = await matching_ids(services, ctx, resource_type, params)
-        if len(ids) > 1:
-            raise errors.precondition_failed(f"PUT {resource_type}?{query} matches more than one resource")
-        if ids:
-            if body_id is not None and body_id != ids[0]:
-                raise errors.invalid(f"The body's id '{body_id}' differs from the matched {resource_type}/{ids[0]}",
-                                     f"{resource_type}.id")
-            target = ids[0]
-        else:
-            target = body_id if isinstance(body_id, str) else new_id()
-            check_id(target)
+    async def conditionally(match: str | None) -> FhirResponse:
+        if match is not None and body_id is not None and body_id != match:
+            raise errors.invalid(f"The body's id '{body_id}' differs from the matched {resource_type}/{match}",
+                                 f"{resource_type}.id")
+        target = match or (body_id if isinstance(body_id, str) else new_id())
+        check_id(target)
         resource = check_body(services, resource_type, {**body, "id": target}, target)
         return await replace(services, ctx, resource_type, target, resource, if_match, "PUT")
 
-    await store.prepare(resource_type)
-    return await store.atomically(conditionally)
+    return await at_most_one(services, ctx, resource_type, query, f"PUT {resource_type}?{query}", conditionally)
 

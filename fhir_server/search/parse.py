@@ -107,21 +107,7 @@ class SearchQuery:
 
 def split_values(value: str) -> tuple[str, ...]:
     """Split on commas not escaped by a backslash; escapes stay (search.html#escaping)."""
-    parts, current, i = [], [], 0
-    while i < len(value):
-        char = value[i]
-        if char == "\\" and i + 1 < len(value):
-            current.append(value[i: i + 2])
-            i += 2
-            continue
-        if char == ",":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    parts.append("".join(current))
-    return tuple(parts)
+    return tuple(split_unescaped(value, ","))
 
 
 def unescape(value: str) -> str:

@@ -51,7 +51,7 @@ def test_transaction_rewrites_urn_references_everywhere(client: httpx.Client) ->
     assert stored["subject"]["reference"] == ref
     assert stored["extension"][0]["valueReference"]["reference"] == ref
     assert stored["contained"][0]["target"][0]["reference"] == ref
-    assert client.get(f"/Observation", params={"subject": ref}).json()["entry"][0]["resource"]["id"] == obs_id
+    assert client.get("/Observation", params={"subject": ref}).json()["entry"][0]["resource"]["id"] == obs_id
 
 
 def test_transaction_whose_last_entry_fails_leaves_the_store_exactly_as_before(client: httpx.Client) -> None:

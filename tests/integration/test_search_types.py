@@ -134,7 +134,7 @@ CASES = [
     ("Observation?date=le2024-01-15", {"o4", "o5"}),
     ("Observation?date=ap2023-12-31", {"o1", "o3", "o4", "o5"}),  # ±10% of the ~3 years to now
     # quantity: prefixes, implicit precision, UCUM conversion
-    (f"Observation?value-quantity=72||/min", {"o1"}),
+    ("Observation?value-quantity=72||/min", {"o1"}),
     (f"Observation?value-quantity=gt80|{UCUM}|/min", {"o2"}),
     (f"Observation?value-quantity=80|{UCUM}|kg", {"o3"}),
     (f"Observation?value-quantity=81.5|{UCUM}|kg", {"o4"}),  # stored as 81500 g
