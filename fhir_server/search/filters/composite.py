@@ -14,7 +14,8 @@ from fhir_server.search.filters import reference as reference_filter
 from fhir_server.search.filters import string as string_filter
 from fhir_server.search.filters import token as token_filter
 from fhir_server.search.filters import uri as uri_filter
-from fhir_server.search.parse import split_unescaped
+from fhir_server.search.index.encode import norm
+from fhir_server.search.parse import split_unescaped, unescape
 
 
 def _component(index: int, param_type: str, value: str, ctx: FilterContext, targets: tuple[str, ...]) -> dict[str, Any]:
@@ -22,8 +23,11 @@ def _component(index: int, param_type: str, value: str, ctx: FilterContext, targ
     filter on a placeholder field and then re-rooted at `c<index>`."""
     if param_type == "token":
         built = token_filter.to_filter("_", None, (value,))
-    elif param_type == "string":
-        built = string_filter.to_filter("_", None, (value,))
+    elif param_type == "string":  # starts-with on the entry's own strings (entries hold no `ixp` prefixes)
+        prefix = norm(unescape(value))
+        if not prefix:
+            raise errors.invalid(f"a string component needs letters or digits, not '{value}'")
+        built = {"ix._": {"$elemMatch": string_filter.prefix_range(prefix)}}
     elif param_type == "uri":
         built = uri_filter.to_filter("_", None, (value,))
     elif param_type == "reference":

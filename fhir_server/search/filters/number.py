@@ -54,8 +54,10 @@ def value_clause(field: str, prefix: str, condition: dict[str, Any], extra: dict
     conditions need `$elemMatch` so both ends hold for the same element; the dotted one-ended condition
     beside it is what an index on `.v` serves."""
     extra = extra or {}
-    if prefix == "ne":
-        return {field: {"$not": {"$elemMatch": {"v": condition["$not"], **extra}}}}
+    if prefix == "ne":  # a value (in the unit, if one is named), and none equal
+        # `v` leads the `$elemMatch`: the embedded store reads one that starts with `$or` as an operator
+        present = {"$elemMatch": {"v": {"$exists": True}, **extra}} if extra else {"$exists": True}
+        return {field: {**present, "$not": {"$elemMatch": {"v": condition["$not"], **extra}}}}
     if len(condition) == 1 and not extra:
         return {f"{field}.v": condition}
     lower = {k: v for k, v in condition.items() if k in ("$gt", "$gte")}

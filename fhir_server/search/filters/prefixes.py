@@ -28,8 +28,8 @@ def range_filter(field: str, prefix: str, slo: Any, shi: Any, approx: tuple[Any,
     lo, hi = f"{field}.lo", f"{field}.hi"
     if prefix == "eq":  # the resource range lies within the search range
         return {lo: {"$gte": slo, "$lt": shi}, field: {"$elemMatch": {"lo": {"$gte": slo}, "hi": {"$lte": shi}}}}
-    if prefix == "ne":
-        return {field: {"$not": {"$elemMatch": {"lo": {"$gte": slo}, "hi": {"$lte": shi}}}}}
+    if prefix == "ne":  # a value, and none within the search range (no value is not "not equal")
+        return {field: {"$exists": True, "$not": {"$elemMatch": {"lo": {"$gte": slo}, "hi": {"$lte": shi}}}}}
     if prefix == "gt":  # some of the resource range lies above the search range
         return {hi: {"$gt": shi}}
     if prefix == "lt":

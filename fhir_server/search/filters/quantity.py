@@ -44,8 +44,8 @@ def to_filter(code: str, modifier: str | None, values: tuple[str, ...]) -> Filte
             # the search value's precision is in the unit the client wrote: scale the whole condition
             condition = _scaled(value_condition(prefix, number), value_cv / number)
             element = {"cv": condition if prefix != "ne" else condition["$not"], "cu": unit_cu}
-            clauses.append({field: {"$not": {"$elemMatch": element}}} if prefix == "ne" else
-                           {field: {"$elemMatch": element}})
+            clauses.append({field: {"$elemMatch": {"cu": unit_cu}, "$not": {"$elemMatch": element}}}
+                           if prefix == "ne" else {field: {"$elemMatch": element}})
             continue
         extra: dict[str, object] = {"s": f"{esc(system)}|{esc(unit)}"} if system else \
             {"$or": [{"c": esc(unit)}, {"u": unit}]}

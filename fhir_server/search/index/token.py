@@ -84,7 +84,7 @@ def values(nodes: list[Node]) -> Encoded | None:
             tokens.pair(None, value)
         elif type(value) is int:  # custom parameters on integer elements
             tokens.pair(None, str(value))
-    if not tokens.ix:
+    if not tokens.ix and not tokens.tx:  # a text-only CodeableConcept still answers `:text`
         return None
     extra: dict[str, list[Any]] = {}
     if tokens.tx:

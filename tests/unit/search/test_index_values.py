@@ -99,7 +99,10 @@ def test_token_primitives_booleans_and_contact_points() -> None:
                             Node({"system": "email", "value": "a@b.example"}, "ContactPoint")])
     assert encoded is not None
     assert encoded.ix == ["final", "|final", "true", "|true", "a@b.example", "email|a@b.example"]
-    assert token.values([Node({"system": "x"}, "Coding"), Node({"text": "only text"}, "CodeableConcept")]) is None
+    assert token.values([Node({"system": "x"}, "Coding")]) is None
+    # a text-only CodeableConcept has no code to match, but `:text` must still find it
+    text_only = token.values([Node({"system": "x"}, "Coding"), Node({"text": "Only  text"}, "CodeableConcept")])
+    assert text_only is not None and text_only.ix == [] and text_only.extra == {"tx": ["only text"]}
 
 
 # --------------------------------------------------------------------------------------- reference
