@@ -23,7 +23,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_crud.py
+	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_ingest.py
 
 clean:
 	rm -rf $(VENV) .fhir-data .pytest_cache
