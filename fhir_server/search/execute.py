@@ -142,8 +142,8 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
                         if (ref_type, ref_id) not in seen:
                             wanted.setdefault(ref_type, set()).add(ref_id)
         for ref_type, ids in wanted.items():
-            docs = await store.find(ref_type, {"_id": {"$in": sorted(ids)}},
-                                    {"raw": 1, "v": 1, "ts": 1, "ix": 1, "pc": 1}, limit=MAX_INCLUDED + 1)
+            docs = await store.find(ref_type, {"_id": {"$in": sorted(ids)}}, _included_projection(includes),
+                                    limit=MAX_INCLUDED + 1)
             found.extend((ref_type, d) for d in docs)
         new = []
         for resource_type, doc in found:
@@ -162,6 +162,15 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
         frontier = new
 
 
+def _included_projection(includes: tuple[Include, ...]) -> dict[str, int]:
+    """What an included resource needs: the bytes served, plus its references only if `:iterate` follows
+    them (and `pc`, by which `$everything` drops members it lists as matches anyway)."""
+    projection = {"raw": 1, "v": 1, "ts": 1, "pc": 1}
+    if any(i.iterate for i in includes):
+        projection["ix"] = 1
+    return projection
+
+
 async def _reverse(store: ResourceStore, include: Include, frontier: list[tuple[str, dict[str, Any]]],
                    limit: int) -> list[tuple[str, dict[str, Any]]]:
     assert include.param is not None
@@ -170,5 +179,5 @@ async def _reverse(store: ResourceStore, include: Include, frontier: list[tuple[
     if not refs or limit <= 0:
         return []
     criteria = {f"ix.{include.param.code}": {"$in": refs}}
-    docs = await store.find(include.source, criteria, {"raw": 1, "v": 1, "ts": 1, "ix": 1}, limit=max(limit, 1))
+    docs = await store.find(include.source, criteria, _included_projection((include,)), limit=max(limit, 1))
     return [(include.source, d) for d in docs]

@@ -31,6 +31,7 @@ TYPES = frozenset({"string", "token", "reference", "date", "number", "quantity",
 _CODE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 _NOT_DOMAIN_RESOURCES = frozenset({"Bundle", "Binary", "Parameters"})
 _NAME_LIKE = ("name", "family", "given")
+_CHAINED = ("encounter", "organization", "general-practitioner")
 MAX_INDEXES = 14
 _BOTH_ENDS = {"date", "birthdate"}  # date params whose `ge`/`gt`/`eb` searches need the `.hi` index too
 
@@ -232,6 +233,9 @@ class SearchRegistry:
                 add(code)  # (a Patient's own `link` is served by `pc`)
         for code in ("identifier", "code"):
             add(code)
+        for code in _CHAINED:  # references that chains, includes and Encounter/$everything walk
+            if code in params and params[code].type == "reference":
+                add(code)
         for code in _NAME_LIKE:  # starts-with is an equality on the prefix tokens
             if code in params and params[code].type == "string" and narrowed_by(resource_type, code, params) is None:
                 keys.append(f"ixp.{code}")
