@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_crud.py
 	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/bench_ingest.py
 
 clean:
