@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_server import demo, fhirjson
 from fhir_server.config import Settings
 from fhir_server.db import embedded
+from fhir_server.db.auth_store import AuthStore
 from fhir_server.db.jobs import JobStore
 from fhir_server.db.mongo_store import MongoResourceStore
 from fhir_server.errors import FhirError, Issue, operation_outcome
@@ -30,6 +31,7 @@ from fhir_server.model.validate import ResourceValidator
 from fhir_server.operations.export_worker import ExportWorker
 from fhir_server.rest import capabilities, health
 from fhir_server.rest.router import router
+from fhir_server.auth import routes as auth_routes
 from fhir_server.search import custom
 from fhir_server.search.extract import Extractor
 from fhir_server.search.registry import SearchRegistry
@@ -122,8 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.prepare_existing()
             registry = ResourceRegistry()
             bases = (settings.base_url.rstrip("/"),) if settings.base_url else ()
+            auth_store = AuthStore(store.database)
+            await auth_store.ensure_indexes()
             services = Services(settings, store, ResourceValidator(), registry, search_registry,
-                                Extractor(search_registry, bases), JobStore(store.database))
+                                Extractor(search_registry, bases), JobStore(store.database), auth_store)
+            await auth_routes.start(services)
             services.export_worker = ExportWorker(services, services.jobs)
             services.export_worker.start()
             app.state.services = services
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="FHIR R4 server", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
+    app.include_router(auth_routes.router)
     app.include_router(router, prefix="/fhir")
     app.include_router(health.router)
     app.add_exception_handler(FhirError, _fhir_error)

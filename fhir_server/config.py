@@ -6,6 +6,7 @@ Every variable is listed in README.md's configuration table; keep the two in ste
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,3 +34,12 @@ class Settings(BaseSettings):
     export_file_max_bytes: int = 64 * 1024 * 1024
     export_retention_seconds: int = 24 * 3600
     export_stale_seconds: int = 30
+    # SMART on FHIR (docs/smart.md). `off` serves every request unauthenticated: for local development only.
+    auth: Literal["on", "off"] = "on"
+    access_token_seconds: int = 3600
+    refresh_token_seconds: int = 30 * 24 * 3600
+    backend_token_seconds: int = 300
+    group_export_user_scopes: bool = False
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 30 * 60
+    login_attempts_per_minute: int = 20

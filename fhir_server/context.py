@@ -1,7 +1,7 @@
 """The per-request context every interaction receives: who asks, where, and how they want the answer.
 
-Built once per request by `rest/`, immutable, passed explicitly (never read from a global). SMART login
-will fill `caller` with the token's identity and scopes; until then it is anonymous.
+Built once per request by `rest/`, immutable, passed explicitly (never read from a global). `caller` carries
+the identity and scopes of the access token (or says that authentication is off).
 """
 
 from __future__ import annotations
@@ -9,16 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from fhir_server.auth.scopes import ResourceScope
+
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated party. `scopes` empty and `anonymous` true while auth is off."""
+    """Who is asking, as the access token says (auth/bearer.py builds it; auth/access.py decides with it).
 
-    anonymous: bool = True
-    subject: str | None = None
+    `unrestricted` is true only when authentication is off (`FHIR_AUTH=off`). Otherwise `scopes` are the
+    token's resource scopes already intersected with the user's role or the client's registration, and
+    `patient` is the launch-context patient that `patient/` scopes are confined to. `own_patient` is the
+    Patient a portal user is linked to: their `user/` scopes are confined to it as well.
+    """
+
+    unrestricted: bool = True
     client_id: str | None = None
-    scopes: frozenset[str] = frozenset()
+    user: str | None = None
+    role: str | None = None
+    fhir_user: str | None = None
     patient: str | None = None
+    own_patient: str | None = None
+    scopes: tuple[ResourceScope, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ def not_supported(diagnostics: str, status: int = 400) -> FhirError:
     return _one(status, "not-supported", diagnostics)
 
 
+def forbidden(diagnostics: str) -> FhirError:
+    return _one(403, "forbidden", diagnostics)
+
+
 def not_found(diagnostics: str) -> FhirError:
     return _one(404, "not-found", diagnostics)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fhir_server.config import Settings
+from fhir_server.db.auth_store import AuthStore
 from fhir_server.db.jobs import JobStore
 from fhir_server.db.store import ResourceStore
 from fhir_server.errors import Issue
@@ -31,4 +32,5 @@ class Services:
     search_registry: SearchRegistry
     extractor: Extractor
     jobs: JobStore
+    auth: AuthStore
     export_worker: ExportWorker | None = None

@@ -73,7 +73,7 @@ def database_name() -> str:
 
 @pytest.fixture
 def settings(mongodb_uri: str) -> Settings:
-    return Settings(mongodb_uri=mongodb_uri, database=database_name())
+    return Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off")
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def client(server: RunningServer) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def module_client(mongodb_uri: str) -> Iterator[httpx.Client]:
     """One server and database for a whole module, for suites of many independent resources."""
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off"))
     try:
         with httpx.Client(base_url=running.url + "/fhir", timeout=30,
                           headers={"Content-Type": "application/fhir+json"}) as http:

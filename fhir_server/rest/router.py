@@ -17,7 +17,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from fhir_server import errors, fhirjson
-from fhir_server.context import RequestContext
+from fhir_server.auth import bearer
+from fhir_server.context import Caller, RequestContext
 from fhir_server.operations import everything, export, reindex
 from fhir_server.rest import bundle, create, delete, history, patch, read, search, update, vread
 from fhir_server.rest.negotiate import JSON_PATCH, check_body_type, is_pretty, response_type
@@ -41,13 +42,22 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
 
-def context(request: Request) -> RequestContext:
+async def context(request: Request, public: bool = False) -> RequestContext:
+    """The request's context; unless `public` or auth is off, the caller comes from its Bearer token
+    (401 without a valid one)."""
+    services = services_of(request)
+    now = datetime.now(UTC)
+    base = base_url(request)
+    caller = Caller()
+    if services.settings.auth == "on" and not public:
+        caller = await bearer.authenticate(services.auth, request.headers.get("authorization"), now, base)
     return RequestContext(
         request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
-        base_url=base_url(request),
-        now=datetime.now(UTC),
+        base_url=base,
+        now=now,
         prefer=parse_prefer(request.headers.get("prefer")),
         pretty=is_pretty(request.query_params.get("_pretty")),
+        caller=caller,
     )
 
 
@@ -104,7 +114,7 @@ def query_string(request: Request) -> str:
 @router.get("/metadata")
 async def get_metadata(request: Request) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request, public=True)
     return render(request, ctx, FhirResponse(200, request.app.state.capability_statement(ctx.base_url)))
 
 
@@ -142,7 +152,7 @@ async def get_group_export(request: Request, id: str) -> Response:
 
 async def _export(request: Request, level: str, group_id: str | None) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = list(request.query_params.multi_items())
     result = await export.kick_off(services_of(request), ctx, level, group_id, params, str(request.url))
     return render(request, ctx, result)
@@ -150,13 +160,13 @@ async def _export(request: Request, level: str, group_id: str | None) -> Respons
 
 @router.get("/$export-status/{job_id}")
 async def get_export_status(request: Request, job_id: str) -> Response:
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await export.status(services_of(request), ctx, job_id))
 
 
 @router.delete("/$export-status/{job_id}")
 async def delete_export(request: Request, job_id: str) -> Response:
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await export.cancel(services_of(request), job_id))
 
 
@@ -181,7 +191,7 @@ async def get_export_file(request: Request, job_id: str, file_id: str) -> Respon
 @router.post("/")
 async def post_bundle(request: Request) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await bundle.process(services_of(request), ctx, await read_body(request)))
 
 
@@ -189,35 +199,35 @@ async def post_bundle(request: Request) -> Response:
 @router.get("/")
 async def get_system_search(request: Request) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await search.search_system(services_of(request), ctx, await search_params(request)))
 
 
 @router.post("/_search")
 async def post_system_search(request: Request) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await search.search_system(services_of(request), ctx, await search_params(request)))
 
 
 @router.post("/$reindex")
 async def post_system_reindex(request: Request) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await reindex.reindex(services_of(request), ctx, None))
 
 
 @router.post("/{resource_type}/$reindex")
 async def post_type_reindex(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await reindex.reindex(services_of(request), ctx, resource_type))
 
 
 @router.get("/Patient/{id}/$everything")
 async def get_patient_everything(request: Request, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = list(request.query_params.multi_items())
     return render(request, ctx, await everything.everything(services_of(request), ctx, "Patient", id, params))
 
@@ -225,7 +235,7 @@ async def get_patient_everything(request: Request, id: str) -> Response:
 @router.get("/Encounter/{id}/$everything")
 async def get_encounter_everything(request: Request, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = list(request.query_params.multi_items())
     return render(request, ctx, await everything.everything(services_of(request), ctx, "Encounter", id, params))
 
@@ -233,7 +243,7 @@ async def get_encounter_everything(request: Request, id: str) -> Response:
 @router.get("/_history")
 async def get_system_history(request: Request) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = list(request.query_params.multi_items())
     return render(request, ctx, await history.history(services_of(request), ctx, None, None, params))
 
@@ -241,7 +251,7 @@ async def get_system_history(request: Request) -> Response:
 @router.get("/{resource_type}")
 async def get_type_search(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = await search_params(request)
     return render(request, ctx, await search.search_type(services_of(request), ctx, resource_type, params))
 
@@ -249,7 +259,7 @@ async def get_type_search(request: Request, resource_type: str) -> Response:
 @router.post("/{resource_type}/_search")
 async def post_type_search(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = await search_params(request)
     return render(request, ctx, await search.search_type(services_of(request), ctx, resource_type, params))
 
@@ -257,7 +267,7 @@ async def post_type_search(request: Request, resource_type: str) -> Response:
 @router.get("/{resource_type}/_history")
 async def get_type_history(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = list(request.query_params.multi_items())
     return render(request, ctx, await history.history(services_of(request), ctx, resource_type, None, params))
 
@@ -265,7 +275,7 @@ async def get_type_history(request: Request, resource_type: str) -> Response:
 @router.get("/{resource_type}/{id}/_history")
 async def get_instance_history(request: Request, resource_type: str, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = list(request.query_params.multi_items())
     return render(request, ctx, await history.history(services_of(request), ctx, resource_type, id, params))
 
@@ -273,14 +283,14 @@ async def get_instance_history(request: Request, resource_type: str, id: str) ->
 @router.get("/{resource_type}/{id}/_history/{vid}")
 async def get_version(request: Request, resource_type: str, id: str, vid: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     return render(request, ctx, await vread.vread(services_of(request), ctx, resource_type, id, vid, subset(request)))
 
 
 @router.get("/{compartment}/{id}/{resource_type}")
 async def get_compartment_search(request: Request, compartment: str, id: str, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     params = await search_params(request)
     result = await search.search_compartment(services_of(request), ctx, compartment, id, resource_type, params)
     return render(request, ctx, result)
@@ -289,7 +299,7 @@ async def get_compartment_search(request: Request, compartment: str, id: str, re
 @router.get("/{resource_type}/{id}")
 async def get_resource(request: Request, resource_type: str, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     result = await read.read(services_of(request), ctx, resource_type, id, preconditions(request), subset(request))
     return render(request, ctx, result)
 
@@ -297,7 +307,7 @@ async def get_resource(request: Request, resource_type: str, id: str) -> Respons
 @router.post("/{resource_type}")
 async def post_resource(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     body = await read_body(request)
     result = await create.create(services_of(request), ctx, resource_type, body,
                                  request.headers.get("if-none-exist") or None)
@@ -307,7 +317,7 @@ async def post_resource(request: Request, resource_type: str) -> Response:
 @router.put("/{resource_type}/{id}")
 async def put_resource(request: Request, resource_type: str, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     pre = preconditions(request)
     body = await read_body(request)
     return render(request, ctx, await update.update(services_of(request), ctx, resource_type, id, body, pre.if_match))
@@ -316,7 +326,7 @@ async def put_resource(request: Request, resource_type: str, id: str) -> Respons
 @router.put("/{resource_type}")
 async def put_conditional(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     pre = preconditions(request)
     body = await read_body(request)
     result = await update.conditional_update(services_of(request), ctx, resource_type, query_string(request), body,
@@ -327,7 +337,7 @@ async def put_conditional(request: Request, resource_type: str) -> Response:
 @router.patch("/{resource_type}/{id}")
 async def patch_resource(request: Request, resource_type: str, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     pre = preconditions(request)
     document = await read_body(request, {JSON_PATCH})
     return render(request, ctx, await patch.patch(services_of(request), ctx, resource_type, id, document, pre.if_match))
@@ -336,7 +346,7 @@ async def patch_resource(request: Request, resource_type: str, id: str) -> Respo
 @router.delete("/{resource_type}/{id}")
 async def delete_resource(request: Request, resource_type: str, id: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     pre = preconditions(request)
     return render(request, ctx, await delete.delete(services_of(request), ctx, resource_type, id, pre.if_match))
 
@@ -344,6 +354,6 @@ async def delete_resource(request: Request, resource_type: str, id: str) -> Resp
 @router.delete("/{resource_type}")
 async def delete_conditional(request: Request, resource_type: str) -> Response:
     negotiate_first(request)
-    ctx = context(request)
+    ctx = await context(request)
     result = await delete.conditional_delete(services_of(request), ctx, resource_type, query_string(request))
     return render(request, ctx, result)

@@ -49,7 +49,7 @@ def test_body_over_the_limit_is_413(mongodb_uri: str) -> None:
 
     from tests.conftest import database_name
 
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), max_body_bytes=2000))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off", max_body_bytes=2000))
     try:
         big = patient(text={"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">"
                             + "x" * 5000 + "</div>"})

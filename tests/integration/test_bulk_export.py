@@ -86,7 +86,7 @@ def test_system_export_round_trips_through_load(server: RunningServer, mongodb_u
         assert len(resources) == total, resource_type
     for resource_type, resources in exported.items():
         (tmp_path / f"{resource_type}.ndjson").write_text("\n".join(json.dumps(r) for r in resources) + "\n")
-    fresh = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    fresh = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off"))
     try:
         loaded = subprocess.run([sys.executable, "-m", "fhir_server.cli", "load", str(tmp_path),
                                  "--url", f"{fresh.url}/fhir"], capture_output=True, text=True, timeout=600)
@@ -131,7 +131,7 @@ def test_patient_and_group_level(server: RunningServer) -> None:
 
 
 def test_files_split_above_the_size_bound(mongodb_uri: str) -> None:
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), export_file_max_bytes=20_000))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off", export_file_max_bytes=20_000))
     try:
         base = running.url + "/fhir"
         load_synthea(base, 1)
@@ -157,7 +157,7 @@ def test_cancel_removes_the_job_and_its_files(server: RunningServer) -> None:
 
 
 def test_a_job_left_running_by_a_stopped_server_is_finished_by_the_next(mongodb_uri: str) -> None:
-    settings = Settings(mongodb_uri=mongodb_uri, database=database_name(), export_stale_seconds=1)
+    settings = Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off", export_stale_seconds=1)
     database = pymongo.MongoClient(mongodb_uri)[settings.database]
     now = datetime.now(UTC)
     database["bulk_jobs"].insert_one({

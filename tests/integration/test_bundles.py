@@ -148,7 +148,7 @@ def test_bad_bundles_are_refused_with_an_outcome(client: httpx.Client) -> None:
 
 
 def test_entry_count_bound_is_413(mongodb_uri: str) -> None:
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), max_bundle_entries=3))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off", max_bundle_entries=3))
     try:
         body = tx(*(post(patient()) for _ in range(4)))
         response = httpx.post(f"{running.url}/fhir", json=body)

@@ -19,7 +19,7 @@ BUNDLES = sorted((SHARED / "fhir" / "synthea").glob("*.json.gz"))[:2]
 
 @pytest.fixture(scope="module")
 def loaded(mongodb_uri: str) -> Iterator[tuple[httpx.Client, list[dict]]]:
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off"))
     try:
         with httpx.Client(base_url=running.url + "/fhir", timeout=300) as http:
             responses = []

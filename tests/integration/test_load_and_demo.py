@@ -65,7 +65,7 @@ def test_load_with_nothing_to_load_is_a_usage_error(server: RunningServer, tmp_p
 
 
 def test_demo_data_is_seeded_once(mongodb_uri: str) -> None:
-    settings = Settings(mongodb_uri=mongodb_uri, database=database_name(), seed_demo=True)
+    settings = Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off", seed_demo=True)
     first = start_server(settings)
     try:
         patients = httpx.get(f"{first.url}/fhir/Patient", params={"_summary": "count"}).json()["total"]

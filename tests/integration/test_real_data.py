@@ -21,7 +21,7 @@ EXAMPLES = SHARED / "fhir" / "r4-examples"
 
 @pytest.fixture
 def api(mongodb_uri: str) -> Iterator[httpx.Client]:
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off"))
     try:
         with httpx.Client(base_url=running.url + "/fhir", timeout=600,
                           headers={"Content-Type": "application/fhir+json"}) as http:

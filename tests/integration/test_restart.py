@@ -14,7 +14,7 @@ from tests.factories import patient
 
 def test_embedded_store_keeps_data_across_restarts(tmp_path: Path) -> None:
     port = embedded.free_port()
-    settings = Settings(mongodb_uri=None, data_dir=tmp_path / "data", embedded_port=port)
+    settings = Settings(mongodb_uri=None, data_dir=tmp_path / "data", auth="off", embedded_port=port)
     first = start_server(settings)  # no URI: the app starts the embedded store itself
     try:
         created = httpx.post(f"{first.url}/fhir/Patient", json=patient()).json()

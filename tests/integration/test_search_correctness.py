@@ -55,7 +55,7 @@ class Loaded:
 
 @pytest.fixture(scope="module")
 def loaded(mongodb_uri: str) -> Iterator[Loaded]:
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off"))
     try:
         with httpx.Client(base_url=running.url + "/fhir", timeout=60,
                           headers={"Content-Type": "application/fhir+json"}) as api:

@@ -60,7 +60,7 @@ OBSERVATIONS = [
 
 @pytest.fixture(scope="module")
 def api(mongodb_uri: str) -> Iterator[httpx.Client]:
-    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name()))
+    running = start_server(Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="off"))
     try:
         with httpx.Client(base_url=running.url + "/fhir", timeout=30) as http:
             for resource in PATIENTS + OBSERVATIONS:
