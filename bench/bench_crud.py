@@ -306,7 +306,8 @@ def start_server(store_uri: str, database: str, workdir: Path) -> tuple[subproce
     port = embedded.free_port()
     log = workdir / "server.log"
     env = {**os.environ, "FHIR_MONGODB_URI": store_uri, "FHIR_DATABASE": database, "FHIR_LOG_LEVEL": "warning",
-           "FHIR_DATA_DIR": str(workdir / "server-data"), "PYTHONUNBUFFERED": "1"}
+           "FHIR_DATA_DIR": str(workdir / "server-data"), "PYTHONUNBUFFERED": "1",
+           "FHIR_AUTH": os.environ.get("FHIR_AUTH", "off")}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--host", "127.0.0.1",
                                  "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out,

@@ -147,6 +147,8 @@ class MongoResourceStore:
         if new.raw is not None:
             raw = Binary(new.raw)
             entry["raw"] = raw
+            if new.index.get("pc"):
+                entry["pc"] = new.index["pc"]  # patient-scoped history lists only its compartment
             current = {"_id": new.id, "v": new.version, "ts": new.last_updated, "m": new.method, "raw": raw,
                        "resource": new.document, **new.index}
         return current, entry
@@ -202,6 +204,8 @@ class MongoResourceStore:
             criteria["t"] = query.resource_type
         if query.id:
             criteria["i"] = query.id
+        if query.compartment:
+            criteria["pc"] = query.compartment
         key_range: dict[str, str] = {}
         if query.since:
             key_range["$gte"] = _sort_key(query.since, "")

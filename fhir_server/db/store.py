@@ -64,6 +64,7 @@ class HistoryQuery:
     at: tuple[datetime, datetime] | None = None
     limit: int = 50
     after: str | None = None
+    compartment: str | None = None  # only versions in this Patient compartment (`Patient/<id>`)
 
 
 @dataclass(frozen=True)

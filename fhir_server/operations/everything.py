@@ -13,11 +13,12 @@ from typing import Any
 
 from fhir_server import errors
 from fhir_server.context import RequestContext
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse
 from fhir_server.rest.search import respond
 from fhir_server.rest.write import check_id
 from fhir_server.search.dates import parse_range
-from fhir_server.search.filters import Filter, any_of
+from fhir_server.search.filters import Filter, all_of, any_of
 from fhir_server.search.parse import Include, SearchQuery
 from fhir_server.search.registry import encounter_compartment, patient_compartment
 from fhir_server.services import Services
@@ -49,6 +50,7 @@ async def everything(services: Services, ctx: RequestContext, compartment: str, 
         values[name] = value
     if "start" in values or "end" in values:
         raise errors.not_supported("$everything start/end (care dates) are not supported; use _since")
+    await guard.check_visible(services, ctx, compartment, id, "r")
     anchor = await services.store.current(compartment, id)
     if anchor is None or anchor.deleted:
         raise errors.not_found(f"{compartment}/{id} is not known")
@@ -63,7 +65,13 @@ async def everything(services: Services, ctx: RequestContext, compartment: str, 
         since = parse_range(values["_since"], "_since")[0]
         filters = {t: {**f, "ts": {"$gte": since}} for t, f in filters.items()}
     present = {t async for t in services.store.stream_types()}
-    ordered = [(t, f) for t, f in sorted(filters.items()) if t in present and t in services.registry]
+    ordered = []
+    for t, f in sorted(filters.items()):
+        if t not in present or t not in services.registry:
+            continue
+        scope = await guard.type_filter(services, ctx, t, "s")  # types the token may not search are left out
+        if scope is not None:
+            ordered.append((t, all_of([f, scope])))
     count = services.settings.default_page_size
     if "_count" in values:
         if not values["_count"].isdigit():

@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhir_server import errors, fhirjson
+from fhir_server.auth import access
 from fhir_server.context import RequestContext
 from fhir_server.errors import FhirError, Issue
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse
 from fhir_server.rest.write import check_id, instant
 from fhir_server.search.dates import parse_range
@@ -34,6 +36,8 @@ def status_url(ctx: RequestContext, job_id: str) -> str:
 
 async def kick_off(services: Services, ctx: RequestContext, level: str, group_id: str | None,
                    params: list[tuple[str, str]], request_url: str) -> FhirResponse:
+    if not access.may_export(ctx.caller, level, services.settings.group_export_user_scopes):
+        raise errors.forbidden("Bulk $export needs system/ scopes (a SMART Backend Services token)")
     if not ctx.prefer.respond_async:
         raise errors.invalid("$export runs asynchronously: send `Prefer: respond-async`")
     values: dict[str, list[str]] = {}
@@ -53,12 +57,14 @@ async def kick_off(services: Services, ctx: RequestContext, level: str, group_id
     unknown = [t for t in types if t not in services.registry]
     if unknown:
         raise errors.invalid(f"_type names unknown resource types: {', '.join(unknown)}", "_type")
+    readable = _readable_types(services, ctx, types)
     since = parse_range(values["_since"][-1], "_since")[0] if "_since" in values else None
     type_filters = _type_filters(services, values.get("_typeFilter", []), types)
     members: list[str] = []
     if level == "group":
         assert group_id is not None
         check_id(group_id)
+        await guard.check_visible(services, ctx, "Group", group_id, "r")
         members = await _group_members(services, group_id)
     now = datetime.now(UTC)
     job_id = str(uuid.uuid4())
@@ -67,10 +73,31 @@ async def kick_off(services: Services, ctx: RequestContext, level: str, group_id
         "types": types or None, "since": since, "type_filters": type_filters, "created": now,
         "transaction_time": now, "request": request_url, "base_url": ctx.base_url, "attempts": 0,
         "expires": now + timedelta(seconds=services.settings.export_retention_seconds), "output": [],
+        "client_id": ctx.caller.client_id, "readable": readable,
     })
     if services.export_worker is not None:
         services.export_worker.wake.set()
     return FhirResponse(202, None, {"Content-Location": status_url(ctx, job_id)})
+
+
+def _readable_types(services: Services, ctx: RequestContext, types: list[str]) -> list[str] | None:
+    """The types this export may write out (None: all). An export copies whole types, so a type counts
+    only if the token reads all of it: named types that it does not are a 403; unnamed ones are left out."""
+    if ctx.caller.unrestricted:
+        return None
+    wanted = types or sorted(services.registry.types)
+    readable = [t for t in wanted if access.restriction(ctx.caller, t, "r").unrestricted]
+    refused = sorted(set(types) - set(readable))
+    if refused:
+        raise errors.forbidden(f"The access token does not allow reading all of: {', '.join(refused)}")
+    return readable
+
+
+def owned_job(ctx: RequestContext, job: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job is visible only to the client that started it (unknown to anyone else)."""
+    if job is None or ctx.caller.unrestricted or job.get("client_id") == ctx.caller.client_id:
+        return job
+    return None
 
 
 def _type_filters(services: Services, filters: list[str], types: list[str]) -> dict[str, list[str]]:
@@ -105,7 +132,7 @@ async def _group_members(services: Services, group_id: str) -> list[str]:
 
 
 async def status(services: Services, ctx: RequestContext, job_id: str) -> FhirResponse:
-    job = await services.jobs.get(job_id)
+    job = owned_job(ctx, await services.jobs.get(job_id))
     if job is None or job["status"] == "cancelled":
         raise errors.not_found(f"No export job {job_id} (it may have expired or been cancelled)")
     if job["status"] in ("queued", "running"):
@@ -117,7 +144,7 @@ async def status(services: Services, ctx: RequestContext, job_id: str) -> FhirRe
     manifest: dict[str, Any] = {
         "transactionTime": instant(job["transaction_time"]),
         "request": job["request"],
-        "requiresAccessToken": False,
+        "requiresAccessToken": services.settings.auth == "on",
         "output": [{"type": o["type"], "url": f"{base}/$export-file/{job_id}/{o['file']}", "count": o["count"]}
                    for o in job.get("output", [])],
         "error": [],
@@ -125,8 +152,8 @@ async def status(services: Services, ctx: RequestContext, job_id: str) -> FhirRe
     return FhirResponse(200, manifest, {"Expires": job["expires"].strftime("%a, %d %b %Y %H:%M:%S GMT")})
 
 
-async def cancel(services: Services, job_id: str) -> FhirResponse:
-    if not await services.jobs.cancel(job_id):
+async def cancel(services: Services, ctx: RequestContext, job_id: str) -> FhirResponse:
+    if owned_job(ctx, await services.jobs.get(job_id)) is None or not await services.jobs.cancel(job_id):
         raise errors.not_found(f"No export job {job_id}")
     await services.jobs.delete_files(job_id)
     if services.export_worker is not None:

@@ -99,6 +99,8 @@ class ExportWorker:
         services = self.services
         present = {t async for t in services.store.stream_types() if t in services.registry}
         types = sorted(set(job["types"]) & present) if job.get("types") else sorted(present)
+        if job.get("readable") is not None:  # what the requesting token may read in full (export.py)
+            types = [t for t in types if t in set(job["readable"])]
         base: dict[str, Any] = {}
         if job["level"] in ("patient", "group"):
             compartment = set(_compartment_types())

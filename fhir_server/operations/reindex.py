@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fhir_server import fhirjson
+from fhir_server import errors, fhirjson
+from fhir_server.auth import access
 from fhir_server.context import RequestContext
 from fhir_server.rest.response import FhirResponse
 from fhir_server.rest.write import check_type
@@ -19,6 +20,8 @@ BATCH = 500
 
 
 async def reindex(services: Services, ctx: RequestContext, resource_type: str | None) -> FhirResponse:
+    if not access.is_administrator(ctx.caller):
+        raise errors.forbidden("$reindex is for administrators (role administrator, or system/*.cruds)")
     if resource_type is not None:
         check_type(services, resource_type)
         types = [resource_type]

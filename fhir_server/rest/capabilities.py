@@ -54,6 +54,22 @@ def _includes(search: SearchRegistry, resource_type: str) -> list[str]:
                     if p.type == "reference"]
 
 
+def _security(base_url: str) -> dict[str, Any]:
+    """SMART's declaration in the CapabilityStatement (app-launch 2.x: the .well-known document is the
+    primary one; the oauth-uris extension is kept for clients written against SMART 1)."""
+    server = base_url.rsplit("/fhir", 1)[0] if base_url.endswith("/fhir") else base_url
+    uris = [("authorize", "/auth/authorize"), ("token", "/auth/token"), ("introspect", "/auth/introspect"),
+            ("revoke", "/auth/revoke")]
+    return {
+        "cors": True,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                 "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
+        "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                       "extension": [{"url": name, "valueUri": server + path} for name, path in uris]}],
+        "description": "Every request needs a SMART access token; see .well-known/smart-configuration",
+    }
+
+
 def capability_statement(settings: Settings, registry: ResourceRegistry, search: SearchRegistry, base_url: str,
                          date: str) -> dict[str, Any]:
     resources = []
@@ -102,6 +118,7 @@ def capability_statement(settings: Settings, registry: ResourceRegistry, search:
                 "search. Search supports every R4 SearchParameter except the special ones (near, _text, "
                 "_content, _query); see docs/search.md. Bulk $export writes application/fhir+ndjson."
             ),
+            **({"security": _security(base_url)} if settings.auth == "on" else {}),
             "resource": resources,
             "interaction": [{"code": code} for code in SYSTEM_INTERACTIONS],
             "searchParam": _search_params(search, "Resource"),

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from fhir_server import errors
 from fhir_server.context import RequestContext
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse
 from fhir_server.search import branches
 from fhir_server.search.filters import FilterContext
@@ -53,7 +54,9 @@ async def matching_ids(services: Services, ctx: RequestContext, resource_type: s
         raise errors.invalid("A condition takes search parameters only (no _include, _revinclude or paging)")
     bases = tuple(b for b in (ctx.base_url, settings.base_url) if b)
     translator = Translator(services.search_registry, services.store, FilterContext(bases, ctx.now))
-    criteria = await translator.query_filter(resource_type, query)
+    # a condition sees only what the token may search: it can neither match nor reveal anything else
+    scope = await guard.search_filter(services, ctx, resource_type)
+    criteria = await translator.query_filter(resource_type, query, scope or None)
     return await branches.find_ids(services.store, resource_type, criteria, limit)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.db.store import NewVersion, StoredVersion
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse, etag, information
 from fhir_server.rest.write import build_version, check_id, check_type, commit
 from fhir_server.rest.conditional import at_most_one
@@ -26,6 +27,7 @@ async def delete(services: Services, ctx: RequestContext, resource_type: str, id
             return None
         return build_version(services, resource_type, id, None, current, ctx, "DELETE")
 
+    await guard.check_existing(services, ctx, resource_type, id, "d")
     seen, new = await commit(services, resource_type, id, if_match, change)
     if seen is None:
         if services.settings.delete_missing_status == 404:

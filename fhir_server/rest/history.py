@@ -15,6 +15,7 @@ import orjson
 from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.db.store import HistoryQuery, StoredVersion
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse, etag
 from fhir_server.rest.write import check_id, check_type, instant
 from fhir_server.search.dates import parse_range
@@ -38,6 +39,11 @@ async def history(services: Services, ctx: RequestContext, resource_type: str | 
         check_type(services, resource_type)
     if id is not None:
         check_id(id)
+        assert resource_type is not None
+        await guard.check_visible(services, ctx, resource_type, id, "r")
+        compartment = None
+    else:
+        compartment = guard.history_compartment(ctx, resource_type)
     values: dict[str, str] = {}
     for name, value in params:
         if name not in _KNOWN:
@@ -55,7 +61,7 @@ async def history(services: Services, ctx: RequestContext, resource_type: str | 
         page_entries: list[StoredVersion] = []
         next_cursor = None
     else:
-        page = await services.store.history(HistoryQuery(resource_type, id, since, at, count, cursor))
+        page = await services.store.history(HistoryQuery(resource_type, id, since, at, count, cursor, compartment))
         page_entries, next_cursor = page.entries, page.next_cursor
     path = "/".join(p for p in (resource_type, id, "_history") if p)
     own = [(k, v) for k, v in values.items() if k != "_cursor"]

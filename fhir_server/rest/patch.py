@@ -14,6 +14,7 @@ import jsonpointer
 from fhir_server import errors, fhirjson
 from fhir_server.context import RequestContext
 from fhir_server.db.store import NewVersion, StoredVersion
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse, written
 from fhir_server.rest.write import as_stored, build_version, check_body, check_id, check_type, commit
 from fhir_server.services import Services
@@ -48,7 +49,10 @@ async def patch(services: Services, ctx: RequestContext, resource_type: str, id:
         resource = check_body(services, resource_type, patched, id)
         return build_version(services, resource_type, id, resource, current, ctx, "PATCH")
 
-    _, new = await commit(services, resource_type, id, if_match, change)
+    check = guard.write_check(services, ctx, resource_type, "u")
+    if check is not None:
+        await guard.check_existing(services, ctx, resource_type, id, "u")
+    _, new = await commit(services, resource_type, id, if_match, change, check=check)
     assert new is not None
     return written(as_stored(new), 200, ctx.base_url, ctx.prefer.return_,
                    f"Patched {resource_type}/{id} (version {new.version})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.db.store import StoredVersion
+from fhir_server.rest import guard
 from fhir_server.rest.preconditions import Preconditions, version_from_etag
 from fhir_server.rest.response import FhirResponse, etag, version_headers
 from fhir_server.rest.subset import Subset
@@ -16,6 +17,7 @@ async def read(services: Services, ctx: RequestContext, resource_type: str, id: 
                subset: Subset) -> FhirResponse:
     check_type(services, resource_type)
     check_id(id)
+    await guard.check_visible(services, ctx, resource_type, id, "r")
     stored = await services.store.current(resource_type, id)
     if stored is None:
         raise errors.not_found(f"{resource_type}/{id} is not known")

@@ -167,13 +167,14 @@ async def get_export_status(request: Request, job_id: str) -> Response:
 @router.delete("/$export-status/{job_id}")
 async def delete_export(request: Request, job_id: str) -> Response:
     ctx = await context(request)
-    return render(request, ctx, await export.cancel(services_of(request), job_id))
+    return render(request, ctx, await export.cancel(services_of(request), ctx, job_id))
 
 
 @router.get("/$export-file/{job_id}/{file_id}")
 async def get_export_file(request: Request, job_id: str, file_id: str) -> Response:
     """Streams one NDJSON file out of GridFS, a chunk at a time."""
-    if not ObjectId.is_valid(file_id):
+    ctx = await context(request)
+    if not ObjectId.is_valid(file_id) or export.owned_job(ctx, await services_of(request).jobs.get(job_id)) is None:
         raise errors.not_found("No such export file")
     stream = await services_of(request).jobs.open_file(job_id, ObjectId(file_id))
     if stream is None:

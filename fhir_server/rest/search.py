@@ -19,11 +19,12 @@ import orjson
 from fhir_server import errors
 from fhir_server.context import RequestContext
 from fhir_server.errors import Issue, operation_outcome
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse
 from fhir_server.rest.subset import parse_subset
 from fhir_server.rest.write import check_id, check_type
 from fhir_server.search import execute
-from fhir_server.search.filters import FilterContext
+from fhir_server.search.filters import FilterContext, all_of
 from fhir_server.search.parse import Parser, SearchQuery
 from fhir_server.search.registry import patient_compartment_params
 from fhir_server.search.translate import Translator
@@ -38,14 +39,16 @@ def _parser(services: Services, ctx: RequestContext) -> Parser:
 
 def _translator(services: Services, ctx: RequestContext) -> Translator:
     bases = tuple(b for b in (ctx.base_url, services.settings.base_url) if b)
-    return Translator(services.search_registry, services.store, FilterContext(bases, ctx.now))
+    return Translator(services.search_registry, services.store, FilterContext(bases, ctx.now),
+                      guard.type_filters(services, ctx, "s"))
 
 
 async def search_type(services: Services, ctx: RequestContext, resource_type: str,
                       params: list[tuple[str, str]]) -> FhirResponse:
     check_type(services, resource_type)
+    scope = await guard.search_filter(services, ctx, resource_type)
     query = _parser(services, ctx).parse(resource_type, params)
-    criteria = await _translator(services, ctx).query_filter(resource_type, query)
+    criteria = await _translator(services, ctx).query_filter(resource_type, query, scope or None)
     return await respond(services, ctx, query, [(resource_type, criteria)], resource_type)
 
 
@@ -55,7 +58,13 @@ async def search_system(services: Services, ctx: RequestContext, params: list[tu
     if len(types) > 1 and any(k.param is not None for k in query.sort):
         raise errors.invalid("_sort across several types supports _id only", "_sort")
     translator = _translator(services, ctx)
-    filters = [(t, await translator.query_filter(t, query)) for t in sorted(types)]
+    filters = []
+    for t in sorted(types):
+        # types named in `_type` must be searchable (403 otherwise); an unnamed type out of reach is left out
+        scope = await guard.search_filter(services, ctx, t) if query.types else \
+            await guard.type_filter(services, ctx, t, "s")
+        if scope is not None:
+            filters.append((t, await translator.query_filter(t, query, scope or None)))
     return await respond(services, ctx, query, filters, None)
 
 
@@ -68,7 +77,9 @@ async def search_compartment(services: Services, ctx: RequestContext, compartmen
     check_type(services, resource_type)
     if resource_type != "Patient" and not patient_compartment_params(resource_type):
         raise errors.invalid(f"{resource_type} is not in the Patient compartment")
-    extra: dict[str, Any] = {"pc": f"Patient/{id}"}  # compartment membership is extracted at write time
+    await guard.check_visible(services, ctx, "Patient", id, "r")
+    scope = await guard.search_filter(services, ctx, resource_type)
+    extra: dict[str, Any] = all_of([{"pc": f"Patient/{id}"}, scope])  # membership is extracted at write time
     query = _parser(services, ctx).parse(resource_type, params)
     criteria = await _translator(services, ctx).query_filter(resource_type, query, extra)
     return await respond(services, ctx, query, [(resource_type, criteria)], f"Patient/{id}/{resource_type}")
@@ -80,7 +91,8 @@ async def respond(services: Services, ctx: RequestContext, query: SearchQuery,
     subset = parse_subset(query.summary, ",".join(query.elements) if query.elements is not None else None)
     if query.summary == "count":
         query = replace(query, count=0, includes=())
-    page = await execute.run(services.store, services.search_registry, query, filters, skip_included)
+    page = await execute.run(services.store, services.search_registry, query, filters, skip_included,
+                             guard.type_filters(services, ctx, "r"))
     self_url = _url(ctx, path, list(query.applied))
     links = [{"relation": "self", "url": self_url}]
     if page.next_cursor:

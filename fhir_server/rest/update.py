@@ -7,6 +7,7 @@ from typing import Any
 
 from fhir_server import errors
 from fhir_server.context import RequestContext
+from fhir_server.rest import guard
 from fhir_server.rest.response import FhirResponse, written
 from fhir_server.rest.write import as_stored, build_version, check_body, check_id, check_type, commit, new_id
 from fhir_server.rest.conditional import at_most_one
@@ -17,6 +18,7 @@ async def update(services: Services, ctx: RequestContext, resource_type: str, id
                  if_match: int | None) -> FhirResponse:
     check_type(services, resource_type)
     check_id(id)
+    guard.require(ctx, resource_type, "u")
     resource = check_body(services, resource_type, body, id)
     return await replace(services, ctx, resource_type, id, resource, if_match, "PUT")
 
@@ -25,8 +27,12 @@ async def replace(services: Services, ctx: RequestContext, resource_type: str, i
                   if_match: int | None, method: str) -> FhirResponse:
     """Write `resource` as the next version of `id`: 201 if that creates it (or re-creates it after a
     delete), 200 otherwise."""
+    check = guard.write_check(services, ctx, resource_type, "u")
+    if check is not None:
+        await guard.check_existing(services, ctx, resource_type, id, "u")
     seen, new = await commit(services, resource_type, id, if_match,
-                             lambda current: build_version(services, resource_type, id, resource, current, ctx, method))
+                             lambda current: build_version(services, resource_type, id, resource, current, ctx, method),
+                             check=check)
     assert new is not None
     created = seen is None or seen.deleted
     verb = "Created" if created else "Updated"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fhir_server import errors
 from fhir_server.context import RequestContext
+from fhir_server.rest import guard
 from fhir_server.rest.read import serve
 from fhir_server.rest.response import FhirResponse, etag
 from fhir_server.rest.subset import Subset
@@ -17,6 +18,7 @@ async def vread(services: Services, ctx: RequestContext, resource_type: str, id:
     check_id(id)
     if not vid.isdigit() or len(vid) > 9:
         raise errors.not_found(f"{resource_type}/{id} has no version '{vid}'")
+    await guard.check_visible(services, ctx, resource_type, id, "r")
     stored = await services.store.version(resource_type, id, int(vid))
     if stored is None:
         raise errors.not_found(f"{resource_type}/{id} has no version {vid}")

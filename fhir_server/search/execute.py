@@ -11,6 +11,7 @@ from fhir_server.db.store import ResourceStore
 from fhir_server.search.paging import SortSpec, after, decode_cursor, encode_cursor, field_value
 from fhir_server.search.parse import Include, SearchQuery
 from fhir_server.search.registry import SearchRegistry
+from fhir_server.search.translate import ScopeFilter
 from fhir_server.search import branches
 from fhir_server.search.filters import all_of
 
@@ -57,11 +58,12 @@ def _projection(query: SearchQuery, spec: SortSpec) -> dict[str, Any]:
 
 
 async def run(store: ResourceStore, registry: SearchRegistry, query: SearchQuery,
-              filters: list[tuple[str, dict[str, Any]]], skip_included: Callable[[str, dict[str, Any]], bool] | None = None
-              ) -> Page:
+              filters: list[tuple[str, dict[str, Any]]], skip_included: Callable[[str, dict[str, Any]], bool] | None = None,
+              scope: ScopeFilter | None = None) -> Page:
     """`filters` is one (type, filter) per resource type searched (several for system search), in the
     order results are listed. `skip_included` leaves out included resources that will be matches anyway
-    (`$everything`: members of the compartment)."""
+    (`$everything`: members of the compartment). `scope` limits what may be included, per type (access
+    control: an included resource must be one the caller may read)."""
     spec = sort_spec(query)
     projection = _projection(query, spec)
     start_type: str | None = None
@@ -102,7 +104,7 @@ async def run(store: ResourceStore, registry: SearchRegistry, query: SearchQuery
     elif not more and not query.cursor:
         page.total = len(matches)
     if query.includes and matches:
-        await _include(store, registry, query.includes, page)
+        await _include(store, registry, query.includes, page, scope)
         if skip_included is not None:
             page.included = [(t, d) for t, d in page.included if not skip_included(t, d)]
     return page
@@ -119,7 +121,8 @@ def _local_refs(values: Any, target: str | None) -> list[tuple[str, str]]:
     return out
 
 
-async def _include(store: ResourceStore, registry: SearchRegistry, includes: tuple[Include, ...], page: Page) -> None:
+async def _include(store: ResourceStore, registry: SearchRegistry, includes: tuple[Include, ...], page: Page,
+                   scope: ScopeFilter | None) -> None:
     seen = {(t, d["_id"]) for t, d in page.matches}
     frontier = list(page.matches)
     for round_number in range(MAX_ITERATE + 1):
@@ -129,7 +132,7 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
             if round_number > 0 and not include.iterate:
                 continue
             if include.reverse:
-                found.extend(await _reverse(store, include, frontier, MAX_INCLUDED + 1 - len(page.included)))
+                found.extend(await _reverse(store, include, frontier, MAX_INCLUDED + 1 - len(page.included), scope))
                 continue
             for resource_type, doc in frontier:
                 if include.source not in ("*", resource_type):
@@ -142,8 +145,10 @@ async def _include(store: ResourceStore, registry: SearchRegistry, includes: tup
                         if (ref_type, ref_id) not in seen:
                             wanted.setdefault(ref_type, set()).add(ref_id)
         for ref_type, ids in wanted.items():
-            docs = await store.find(ref_type, {"_id": {"$in": sorted(ids)}}, _included_projection(includes),
-                                    limit=MAX_INCLUDED + 1)
+            criteria = await _scoped(scope, ref_type, {"_id": {"$in": sorted(ids)}})
+            if criteria is None:
+                continue
+            docs = await store.find(ref_type, criteria, _included_projection(includes), limit=MAX_INCLUDED + 1)
             found.extend((ref_type, d) for d in docs)
         new = []
         for resource_type, doc in found:
@@ -171,13 +176,22 @@ def _included_projection(includes: tuple[Include, ...]) -> dict[str, int]:
     return projection
 
 
+async def _scoped(scope: ScopeFilter | None, resource_type: str, criteria: dict[str, Any]) -> dict[str, Any] | None:
+    if scope is None:
+        return criteria
+    limit = await scope(resource_type)
+    return None if limit is None else all_of([criteria, limit])
+
+
 async def _reverse(store: ResourceStore, include: Include, frontier: list[tuple[str, dict[str, Any]]],
-                   limit: int) -> list[tuple[str, dict[str, Any]]]:
+                   limit: int, scope: ScopeFilter | None) -> list[tuple[str, dict[str, Any]]]:
     assert include.param is not None
     targets = set(include.param.targets)
     refs = [f"{t}/{d['_id']}" for t, d in frontier if not targets or t in targets]
     if not refs or limit <= 0:
         return []
-    criteria = {f"ix.{include.param.code}": {"$in": refs}}
+    criteria = await _scoped(scope, include.source, {f"ix.{include.param.code}": {"$in": refs}})
+    if criteria is None:
+        return []
     docs = await store.find(include.source, criteria, _included_projection((include,)), limit=max(limit, 1))
     return [(include.source, d) for d in docs]

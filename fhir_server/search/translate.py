@@ -7,6 +7,7 @@ single-collection query that indexes can serve.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +20,10 @@ from fhir_server.search.parse import Criterion, SearchQuery
 from fhir_server.search.registry import SearchParam, SearchRegistry, narrowed_by
 
 MAX_CHAIN_MATCHES = 1000  # ids a chain or _has may resolve to; more is a 400 asking for a narrower query
+MATCH_NOTHING: Filter = {"_id": {"$in": []}}
+
+# Access control's per-type limit for inner searches: None = the type may not be searched at all.
+ScopeFilter = Callable[[str], Awaitable[Filter | None]]
 
 
 @dataclass
@@ -26,6 +31,15 @@ class Translator:
     registry: SearchRegistry
     store: ResourceStore
     ctx: FilterContext
+    scope: ScopeFilter | None = None  # limits the inner searches of chains and `_has` (rest/guard.py)
+
+    async def _limited(self, resource_type: str, criteria: Filter) -> Filter | None:
+        """`criteria` cut to what the caller may search on `resource_type` (None: nothing of it), so a chain
+        or `_has` cannot tell whether an out-of-reach resource exists."""
+        if self.scope is None:
+            return criteria
+        limit = await self.scope(resource_type)
+        return None if limit is None else all_of([criteria, limit])
 
     async def query_filter(self, resource_type: str, query: SearchQuery, extra: Filter | None = None) -> Filter:
         clauses: list[Filter] = [extra] if extra else []
@@ -94,7 +108,9 @@ class Translator:
         for target in link.target_types:
             if inner.param is not None and not inner.chain and self.registry.get(target, inner.param.code) is None:
                 continue
-            target_filter = await self.criterion_filter(target, inner)
+            target_filter = await self._limited(target, await self.criterion_filter(target, inner))
+            if target_filter is None:
+                continue
             ids = await branches.find_ids(self.store, target, target_filter, MAX_CHAIN_MATCHES + 1)
             if len(ids) > MAX_CHAIN_MATCHES:
                 raise errors.FhirError(400, [errors.Issue(
@@ -106,7 +122,9 @@ class Translator:
     async def _has(self, resource_type: str, criterion: Criterion) -> Filter:
         has = criterion.has
         assert has is not None
-        source_filter = await self.criterion_filter(has.resource_type, has.inner)
+        source_filter = await self._limited(has.resource_type, await self.criterion_filter(has.resource_type, has.inner))
+        if source_filter is None:
+            return MATCH_NOTHING
         field = f"ix.{has.reference.code}"
         docs = await branches.find(self.store, has.resource_type, source_filter, {field: 1}, MAX_CHAIN_MATCHES + 1,
                                    [("_id", 1)])
