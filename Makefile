@@ -19,7 +19,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/fhir-server serve --seed-demo
 
+# The browser tests drive Debian's chromium (never Playwright's downloaded browsers); CI runs as root.
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

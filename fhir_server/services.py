@@ -34,3 +34,4 @@ class Services:
     jobs: JobStore
     auth: AuthStore
     export_worker: ExportWorker | None = None
+    authorization_server: Any = None  # auth/authlib_adapter.SmartAuthorizationServer, built by auth/routes.start

@@ -46,11 +46,12 @@ class World:
         return asyncio.run(go())
 
     def token(self, scope: str, *, patient: str | None = None, user: str | None = None, client: str = "app",
-              lifetime: timedelta = timedelta(hours=1), aud: str | None = None) -> str:
+              lifetime: timedelta = timedelta(hours=1), aud: str | None = None, fhir_user: str | None = None) -> str:
         secret = secrets.token_urlsafe(32)
         if patient is not None and user is None:
             user = "doc"  # patient/ scopes come from a signed-in user's launch
-        grant = Grant(client_id=client, scope=scope, aud=aud or self.base, user=user, patient=patient)
+        grant = Grant(client_id=client, scope=scope, aud=aud or self.base, user=user, patient=patient,
+                      fhir_user=fhir_user)
         self.run(lambda store: store.save_token(secret, "access", grant, datetime.now(UTC), lifetime))
         return secret
 
@@ -163,6 +164,14 @@ def test_patient_token_reads_its_patient_and_gets_404_for_anyone_else(world: Wor
         assert api.get(f"/Observation/{world.ids['b-vital']}/_history/1").status_code == 404
         assert api.get(f"/Observation/{world.ids['b-vital']}/_history").status_code == 404
         assert api.get("/Practitioner/doc1").status_code == 200  # shared reference data
+
+
+def test_the_fhir_user_resource_is_readable_with_the_token_that_names_it(world: World) -> None:
+    with world.api(world.token("patient/Patient.rs", patient="a", fhir_user="Practitioner/doc1")) as api:
+        assert api.get("/Practitioner/doc1").status_code == 200
+        assert api.get("/Practitioner").status_code == 403  # reading oneself is not searching the directory
+    with world.api(world.token("patient/Patient.rs", patient="a")) as api:
+        assert api.get("/Practitioner/doc1").status_code == 403
 
 
 def test_patient_token_search_is_confined_and_totals_count_only_what_it_sees(world: World) -> None:
