@@ -107,7 +107,10 @@ async def search_filter(services: Services, ctx: RequestContext, resource_type: 
 
 async def check_visible(services: Services, ctx: RequestContext, resource_type: str, id: str, letter: str) -> None:
     """403 if the type is out of reach; 404 if this resource is (a deleted resource counts as out of
-    reach for a restricted token: its compartment cannot be checked any more)."""
+    reach for a restricted token: its compartment cannot be checked any more). The signed-in user's own
+    `fhirUser` resource is always readable: SMART promises the app can read it with the token."""
+    if letter == "r" and ctx.caller.fhir_user == f"{resource_type}/{id}":
+        return
     restriction = require(ctx, resource_type, letter)
     if restriction.unrestricted:
         return
