@@ -119,13 +119,13 @@ class Reply:
 class AiohttpClient:
     name = "aiohttp"
 
-    def __init__(self, base: str, connections: int) -> None:
+    def __init__(self, base: str, connections: int, headers: dict[str, str] | None = None) -> None:
         import aiohttp
 
         self._base = base
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, limit_per_host=connections, force_close=False),
-            timeout=aiohttp.ClientTimeout(total=60), skip_auto_headers=("User-Agent",))
+            timeout=aiohttp.ClientTimeout(total=60), skip_auto_headers=("User-Agent",), headers=headers)
 
     async def get(self, path: str) -> Reply:
         async with self._session.get(self._base + path, headers={"Accept": FHIR_JSON}) as r:
@@ -143,11 +143,11 @@ class AiohttpClient:
 class HttpxClient:
     name = "httpx"
 
-    def __init__(self, base: str, connections: int) -> None:
+    def __init__(self, base: str, connections: int, headers: dict[str, str] | None = None) -> None:
         import httpx
 
         self._client = httpx.AsyncClient(
-            base_url=base, http1=True, http2=False, timeout=60,
+            base_url=base, http1=True, http2=False, timeout=60, headers=headers,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
 
     async def get(self, path: str) -> Reply:
@@ -162,7 +162,8 @@ class HttpxClient:
         await self._client.aclose()
 
 
-def http_client(kind: str, base: str, connections: int) -> AiohttpClient | HttpxClient:
+def http_client(kind: str, base: str, connections: int,
+                headers: dict[str, str] | None = None) -> AiohttpClient | HttpxClient:
     if kind in ("auto", "aiohttp"):
         try:
             import aiohttp  # noqa: F401
@@ -170,8 +171,30 @@ def http_client(kind: str, base: str, connections: int) -> AiohttpClient | Httpx
             if kind == "aiohttp":
                 raise
         else:
-            return AiohttpClient(base, connections)
-    return HttpxClient(base, connections)
+            return AiohttpClient(base, connections, headers)
+    return HttpxClient(base, connections, headers)
+
+
+async def bench_token(store_uri: str, database: str, base: str) -> dict[str, str]:
+    """With `--auth`: a backend client and a `system/*.cruds` access token, written where the server's
+    token endpoint writes them, so every request pays the real per-request token check."""
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from pymongo import AsyncMongoClient
+
+    from fhir_server.db.auth_store import AuthStore, Client, Grant
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(store_uri, tz_aware=True)
+    try:
+        store = AuthStore(client[database])
+        await store.put_client(Client("bench", "Benchmark", "backend", "system/*.cruds"))
+        secret = secrets.token_urlsafe(32)
+        await store.save_token(secret, "access", Grant("bench", "system/*.cruds", base + "/fhir"),
+                               datetime.now(UTC), timedelta(hours=6))
+    finally:
+        await client.close()
+    return {"Authorization": f"Bearer {secret}"}
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -302,12 +325,13 @@ def chunks(items: list[Any], parts: int) -> list[list[Any]]:
 
 # ------------------------------------------------------------------------------------------- processes
 
-def start_server(store_uri: str, database: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_server(store_uri: str, database: str, workdir: Path,
+                 auth: str | None = None) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = embedded.free_port()
     log = workdir / "server.log"
     env = {**os.environ, "FHIR_MONGODB_URI": store_uri, "FHIR_DATABASE": database, "FHIR_LOG_LEVEL": "warning",
            "FHIR_DATA_DIR": str(workdir / "server-data"), "PYTHONUNBUFFERED": "1",
-           "FHIR_AUTH": os.environ.get("FHIR_AUTH", "off")}
+           "FHIR_AUTH": auth or os.environ.get("FHIR_AUTH", "off")}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "fhir_server.cli", "serve", "--host", "127.0.0.1",
                                  "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out,
@@ -426,14 +450,15 @@ async def bench(args: argparse.Namespace, store_uri: str, store_pid: int | None,
     from pymongo import AsyncMongoClient
 
     database = f"bench_{uuid.uuid4().hex[:8]}" if args.mongodb_uri else "bench"
-    proc, base, log = start_server(store_uri, database, workdir)
+    proc, base, log = start_server(store_uri, database, workdir, "on" if args.auth else "off")
     try:
         await wait_ready(base, proc, log)
+        headers = await bench_token(store_uri, database, base) if args.auth else None
         pids: dict[str, int | None] = {"server": proc.pid, "store": store_pid, "loadgen": None}
         if store_pid is None:  # an external store's CPU cannot be seen from here
             del pids["store"]
         bodies = patient_bodies(args.n + args.warmup_creates + (args.profile_creates if args.profile else 0))
-        http = http_client(args.client, base + "/fhir", max(args.create_concurrency, args.read_concurrency))
+        http = http_client(args.client, base + "/fhir", max(args.create_concurrency, args.read_concurrency), headers)
         if http.name == "httpx":
             print("WARNING: aiohttp is not installed; httpx's connection pool costs several ms of CPU per request "
                   "at 32 concurrent requests and shares the cores with the server, so the server figures come out "
@@ -657,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-creates", type=int, default=500, help="creates to profile with --profile (500)")
     parser.add_argument("--mongodb-uri", help="measure against this MongoDB (a throw-away database in it) instead "
                                               "of a fresh embedded store")
+    parser.add_argument("--auth", action="store_true",
+                        help="run the server with FHIR_AUTH=on and send a SMART access token on every request")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, data)")
     args = parser.parse_args(argv)
     args.rounds = max(1, args.rounds)
@@ -664,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fhir-bench-"))
     started = time.perf_counter()
     where = "external MongoDB" if args.mongodb_uri else f"embedded SecantusDB {_version('SecantusDB')}"
-    print(f"{os.cpu_count()} CPUs; store: {where}; server: fhir-server {_version('fhir-server')}; "
+    print(f"{os.cpu_count()} CPUs; store: {where}; auth: {'SMART token on every request' if args.auth else 'off'}; "
+          f"server: fhir-server {_version('fhir-server')}; "
           f"Python {sys.version.split()[0]}", flush=True)
     store = None
     try:

@@ -32,6 +32,8 @@ from fhir_server.operations.export_worker import ExportWorker
 from fhir_server.rest import capabilities, health
 from fhir_server.rest.router import router
 from fhir_server.auth import routes as auth_routes
+from fhir_server.auth.cors import SmartCors
+from fhir_server.admin import routes as admin_routes
 from fhir_server.search import custom
 from fhir_server.search.extract import Extractor
 from fhir_server.search.registry import SearchRegistry
@@ -124,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await store.prepare_existing()
             registry = ResourceRegistry()
             bases = (settings.base_url.rstrip("/"),) if settings.base_url else ()
-            auth_store = AuthStore(store.database)
+            auth_store = AuthStore(store.database, settings.auth_cache_seconds)
             await auth_store.ensure_indexes()
             services = Services(settings, store, ResourceValidator(), registry, search_registry,
                                 Extractor(search_registry, bases), JobStore(store.database), auth_store)
@@ -149,9 +151,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(router, prefix="/fhir")
     app.include_router(health.router)
+    app.include_router(admin_routes.router)
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(SmartCors)  # SMART CORS rules (auth/cors.py); inside CatchAll
     app.add_middleware(CatchAll)
     return app
 

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     refresh_token_seconds: int = 30 * 24 * 3600
     backend_token_seconds: int = 300
     group_export_user_scopes: bool = False
+    auth_cache_seconds: float = 2.0
     login_max_failures: int = 5
     login_lockout_seconds: int = 30 * 60
     login_attempts_per_minute: int = 20

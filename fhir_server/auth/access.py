@@ -95,7 +95,17 @@ def may_export(caller: Caller, level: str, group_user_scopes: bool) -> bool:
     return caller.role != "patient" and any(s.level in levels for s in caller.scopes)
 
 
+def _full(caller: Caller, level: str) -> bool:
+    return any(s.level == level and s.resource_type == "*" and s.letters == "cruds" and not s.constraints
+               for s in caller.scopes)
+
+
+def is_administrator_user(caller: Caller) -> bool:
+    """A signed-in administrator whose token grants everything: a narrow app an administrator signed into
+    cannot manage accounts."""
+    return caller.unrestricted or (caller.role == "administrator" and _full(caller, "user"))
+
+
 def is_administrator(caller: Caller) -> bool:
-    return caller.unrestricted or caller.role == "administrator" or any(
-        s.level == "system" and s.resource_type == "*" and s.letters == "cruds" and not s.constraints
-        for s in caller.scopes)
+    """For server maintenance ($reindex): an administrator user, or a back-end service granted system/*.cruds."""
+    return is_administrator_user(caller) or _full(caller, "system")

@@ -1,8 +1,9 @@
 """Bearer token -> Caller: the resource server's half of SMART, run once per FHIR request.
 
 Why the scopes are narrowed again here, not only at grant time: the user's role and the client's
-registration are read fresh on every request, so demoting a user, deactivating a client or tightening a
-registration takes effect for tokens already issued (auth/scopes.narrow is the one intersection rule).
+registration are re-read (at most `FHIR_AUTH_CACHE_SECONDS` old), so demoting a user, deactivating a
+client or tightening a registration takes effect for tokens already issued (auth/scopes.narrow is the one
+intersection rule). The token itself is read on every request: revocation and expiry are exact.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ async def active_token(store: AuthStore, secret: str, now: datetime, audience: s
 async def caller_for(store: AuthStore, record: TokenRecord) -> Caller:
     """The Caller a valid token stands for, with its scopes cut to the client's and user's current limits."""
     grant = record.grant
-    client = await store.get_client(grant.client_id)
+    client = await store.recent_client(grant.client_id)
     if client is None or not client.active:
         raise _unauthorized("The client this token was issued to is no longer registered")
     granted = scopes.split(grant.scope)
@@ -57,7 +58,7 @@ async def caller_for(store: AuthStore, record: TokenRecord) -> Caller:
     role = None
     own_patient = None
     if grant.user is not None:
-        user = await store.get_user(grant.user)
+        user = await store.recent_user(grant.user)
         if user is None or not user.active:
             raise _unauthorized("The user this token was issued to is no longer active")
         role = user.role

@@ -5,6 +5,10 @@ Bundle or a single resource becomes a transaction —, and NDJSON (`.ndjson`, `.
 per line, as Bulk export writes them). Directories are walked. Files load in parallel; a failed file does
 not stop the others, and ends the command with a non-zero status.
 
+Authentication: with `--token` (or `FHIR_TOKEN`) every request carries `Authorization: Bearer <token>`;
+a server with `FHIR_AUTH=on` needs a token whose scopes allow writing what is loaded (e.g. a backend
+client's `system/*.cruds`; docs/accounts.md shows how to get one with the demo accounts).
+
 Atomicity: each Bundle file is one transaction (a batch: entry by entry, as its type says). An NDJSON
 file is read and checked in full (JSON, resourceType) before anything is sent, then sent as transactions
 of `--chunk` resources with their ids kept (PUT), so a re-run after a failure overwrites, never
@@ -38,6 +42,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--jobs", type=int, default=4, help="files loaded at once (default 4)")
     parser.add_argument("--chunk", type=int, default=500, help="resources per transaction for NDJSON (default 500)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for one request")
+    parser.add_argument("--token", default=os.environ.get("FHIR_TOKEN"),
+                        help="a SMART access token with write scopes, sent as a Bearer token when the server has "
+                             "FHIR_AUTH=on (default: FHIR_TOKEN; prefer the variable: argv is visible to `ps`)")
     parser.set_defaults(run=run)
 
 
@@ -174,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     progress = Progress(len(paths))
     limits = httpx.Limits(max_connections=args.jobs)
-    with httpx.Client(base_url=args.url.rstrip("/"), timeout=args.timeout, limits=limits) as client, \
+    headers = {"Authorization": f"Bearer {args.token.strip()}"} if args.token else {}
+    with httpx.Client(base_url=args.url.rstrip("/"), timeout=args.timeout, limits=limits, headers=headers) as client, \
             ThreadPoolExecutor(max(1, args.jobs)) as pool:
         futures = [pool.submit(load_file, client, path, args.chunk) for path in paths]
         results = []

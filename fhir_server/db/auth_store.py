@@ -10,6 +10,7 @@ caller's clock), and TTL indexes clean up behind.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,8 +137,35 @@ class TokenRecord:
 
 @dataclass
 class AuthStore:
+    """`cache_seconds`: how long the resource server may reuse a client or user record it read (never a
+    token: a token's state is read on every request, so revocation is exact). Changes made through this
+    store drop the cached record at once; changes made by another process show within that time."""
+
     database: AsyncDatabase[dict[str, Any]]
+    cache_seconds: float = 0.0
     _indexed: bool = field(default=False, repr=False)
+    _recent: dict[tuple[str, str], tuple[float, Any]] = field(default_factory=dict, repr=False)
+
+    async def _cached(self, kind: str, key: str, load: Any) -> Any:
+        now = time.monotonic()
+        hit = self._recent.get((kind, key))
+        if hit is not None and now - hit[0] < self.cache_seconds:
+            return hit[1]
+        value = await load(key)
+        if self.cache_seconds > 0:
+            if len(self._recent) > 10_000:
+                self._recent.clear()
+            self._recent[(kind, key)] = (now, value)
+        return value
+
+    async def recent_client(self, client_id: str) -> Client | None:
+        return await self._cached("client", client_id, self.get_client)  # type: ignore[no-any-return]
+
+    async def recent_user(self, username: str) -> User | None:
+        return await self._cached("user", username, self.get_user)  # type: ignore[no-any-return]
+
+    def _forget(self, kind: str, key: str) -> None:
+        self._recent.pop((kind, key), None)
 
     async def ensure_indexes(self) -> None:
         db = self.database
@@ -148,7 +176,17 @@ class AuthStore:
 
     # --- clients and users -------------------------------------------------------------------------
     async def put_client(self, client: Client) -> None:
+        self._forget("client", client.client_id)
         await self.database[CLIENTS].replace_one({"_id": client.client_id}, client.to_doc(), upsert=True)
+
+    async def add_client(self, client: Client) -> bool:
+        """Register a new client; False (and nothing written) if the id is taken."""
+        try:
+            await self.database[CLIENTS].insert_one(client.to_doc())
+        except DuplicateKeyError:
+            return False
+        self._forget("client", client.client_id)
+        return True
 
     async def get_client(self, client_id: str) -> Client | None:
         doc = await self.database[CLIENTS].find_one({"_id": client_id})
@@ -158,10 +196,29 @@ class AuthStore:
         return [Client.from_doc(d) async for d in self.database[CLIENTS].find({}).sort("_id", 1)]
 
     async def delete_client(self, client_id: str) -> bool:
+        self._forget("client", client_id)
         return (await self.database[CLIENTS].delete_one({"_id": client_id})).deleted_count == 1
 
     async def put_user(self, user: User) -> None:
+        self._forget("user", user.username)
         await self.database[USERS].replace_one({"_id": user.username}, user.to_doc(), upsert=True)
+
+    async def add_user(self, user: User) -> bool:
+        """Create a new user; False (and nothing written) if the name is taken."""
+        try:
+            await self.database[USERS].insert_one(user.to_doc())
+        except DuplicateKeyError:
+            return False
+        self._forget("user", user.username)
+        return True
+
+    async def other_active_users(self, role: str, besides: str) -> bool:
+        return bool(await self.database[USERS].count_documents(
+            {"role": role, "active": True, "_id": {"$ne": besides}}, limit=1))
+
+    async def has_accounts(self) -> bool:
+        return bool(await self.database[CLIENTS].count_documents({}, limit=1)
+                    or await self.database[USERS].count_documents({}, limit=1))
 
     async def get_user(self, username: str) -> User | None:
         doc = await self.database[USERS].find_one({"_id": username})
@@ -171,9 +228,11 @@ class AuthStore:
         return [User.from_doc(d) async for d in self.database[USERS].find({}).sort("_id", 1)]
 
     async def delete_user(self, username: str) -> bool:
+        self._forget("user", username)
         return (await self.database[USERS].delete_one({"_id": username})).deleted_count == 1
 
     async def update_user(self, username: str, changes: dict[str, Any]) -> User | None:
+        self._forget("user", username)
         doc = await self.database[USERS].find_one_and_update({"_id": username}, {"$set": changes},
                                                             return_document=ReturnDocument.AFTER)
         return User.from_doc(doc) if doc else None

@@ -21,7 +21,7 @@ BATCH = 500
 
 async def reindex(services: Services, ctx: RequestContext, resource_type: str | None) -> FhirResponse:
     if not access.is_administrator(ctx.caller):
-        raise errors.forbidden("$reindex is for administrators (role administrator, or system/*.cruds)")
+        raise errors.forbidden("$reindex is for administrators (an administrator user with user/*.cruds, or system/*.cruds)")
     if resource_type is not None:
         check_type(services, resource_type)
         types = [resource_type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -356,9 +357,12 @@ def test_demoting_a_user_takes_effect_on_tokens_already_issued(world: World) -> 
     token = world.token("user/*.cruds", user="temp")
     with world.api(token) as api:
         assert api.get(f"/Observation/{world.ids['a-lab']}").status_code == 200
+        settle = world.server.settings.auth_cache_seconds + 0.2  # changed by another process: within this time
         world.run(lambda store: store.update_user("temp", {"role": "clerk"}))
+        time.sleep(settle)
         assert api.get(f"/Observation/{world.ids['a-lab']}").status_code == 403
         world.run(lambda store: store.update_user("temp", {"active": False}))
+        time.sleep(settle)
         assert api.get("/Patient/a").status_code == 401
 
 

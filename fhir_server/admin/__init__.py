@@ -1,0 +1,1 @@
+"""The admin API (`/admin/*`): managing SMART clients and users over HTTP, for administrators only."""
