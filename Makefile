@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The SMART JS client's test app (npm fhirclient, installed from its package-lock.json).
+JS_APP := tests/browser/js-app
 
 .PHONY: run test install bench clean
 
@@ -19,9 +21,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/fhir-server serve --seed-demo
 
-# The browser tests drive Debian's chromium (never Playwright's downloaded browsers); CI runs as root.
+# The browser tests drive Debian's chromium (never Playwright's downloaded browsers) and load the npm
+# fhirclient from $(JS_APP)/node_modules; CI runs as root.
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get install -y chromium || (apt-get update && apt-get install -y chromium))
+	test -d $(JS_APP)/node_modules || npm ci --prefix $(JS_APP) --no-audit --no-fund
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

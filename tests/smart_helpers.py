@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -43,6 +43,9 @@ from pymongo import AsyncMongoClient
 from fhir_server.auth.passwords import hash_password
 from fhir_server.config import Settings
 from fhir_server.db.auth_store import AuthStore, Client, Grant, User
+
+if TYPE_CHECKING:
+    from tests.conftest import RunningServer
 
 T = TypeVar("T")
 REDIRECT_URI = "https://app.example.test/callback"  # never contacted: tests stop at the redirect to it
@@ -339,10 +342,10 @@ def _launcher_values(html: str, patient: str, encounter: str | None, client_id: 
 
 
 # --- seeding data ------------------------------------------------------------------------------------------
-def seed_api(running: Any, client_id: str = "seed") -> httpx.Client:
+def seed_api(running: RunningServer, client_id: str = "seed") -> httpx.Client:
     """An HTTP client on `<server>/fhir` carrying a `system/*.cruds` access token for a registered backend
     client (the record the token endpoint would write), for putting test data in place. Close it after use."""
-    settings: Settings = running.settings
+    settings = running.settings
     base = f"{running.url}/fhir"
     register_backend_client(settings, client_id, "system/*.cruds")
     secret = secrets.token_urlsafe(32)
