@@ -3,7 +3,8 @@
 Why the scopes are narrowed again here, not only at grant time: the user's role and the client's
 registration are re-read (at most `FHIR_AUTH_CACHE_SECONDS` old), so demoting a user, deactivating a
 client or tightening a registration takes effect for tokens already issued (auth/scopes.narrow is the one
-intersection rule). The token itself is read on every request: revocation and expiry are exact.
+intersection rule). Expiry is checked on every request; a revocation made by this process applies at once,
+one made by another server process within `FHIR_AUTH_CACHE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def bearer_secret(authorization: str | None) -> str:
 
 
 async def active_token(store: AuthStore, secret: str, now: datetime, audience: str) -> TokenRecord:
-    record = await store.load_token(secret)
+    record = await store.recent_token(secret)
     if record is None or record.kind != "access":
         raise _unauthorized("The access token is not known")
     if record.revoked:

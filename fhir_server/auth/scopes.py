@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 LEVELS = ("patient", "user", "system")
 LETTERS = "cruds"
@@ -47,6 +48,7 @@ class ResourceScope:
         return f"{self.level}/{self.resource_type}.{perms}" + (f"?{query}" if query else "")
 
 
+@lru_cache(maxsize=8192)
 def parse_resource_scope(scope: str) -> ResourceScope | None:
     """The scope as a ResourceScope, or None when it is not a (well-formed) resource scope.
 
@@ -126,15 +128,22 @@ def narrow_resource_scopes(wanted: Iterable[ResourceScope], ceiling: Iterable[Re
 def narrow(requested: Iterable[str], *ceilings: Iterable[str]) -> list[str]:
     """The requested scope strings each ceiling permits: resource scopes cut down by `_meet`, other scopes
     (launch, openid, offline_access …) kept only when every ceiling names them. Unknown or malformed
-    scopes are dropped (RFC 6749 lets the server grant less than asked)."""
-    requested = [s for s in split(" ".join(requested))][:MAX_SCOPES]
+    scopes are dropped (RFC 6749 lets the server grant less than asked).
+
+    Memoised: the resource server narrows every request's token by the same few (scope, role, client)
+    combinations."""
+    return list(_narrow(tuple(requested), tuple(tuple(c) for c in ceilings)))
+
+
+@lru_cache(maxsize=4096)
+def _narrow(requested_in: tuple[str, ...], ceilings: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
+    requested = [s for s in split(" ".join(requested_in))][:MAX_SCOPES]
     current = resource_scopes(requested)
     others = [s for s in requested if parse_resource_scope(s) is None and s in CONTEXT_SCOPES]
     for ceiling in ceilings:
-        ceiling = list(ceiling)
         current = narrow_resource_scopes(current, resource_scopes(ceiling))
         others = [s for s in others if s in ceiling]
-    return others + [s.text() for s in current]
+    return tuple(others + [s.text() for s in current])
 
 
 def is_v2_constraint_allowed(name: str) -> bool:

@@ -137,9 +137,10 @@ class TokenRecord:
 
 @dataclass
 class AuthStore:
-    """`cache_seconds`: how long the resource server may reuse a client or user record it read (never a
-    token: a token's state is read on every request, so revocation is exact). Changes made through this
-    store drop the cached record at once; changes made by another process show within that time."""
+    """`cache_seconds`: how long the resource server may reuse a token, client or user record it read.
+    Expiry is still checked on every request against the record's own time. Revocations and account
+    changes made through this store drop what it cached at once; those made by another server process
+    apply within `cache_seconds` (0: read everything on every request). Introspection never uses it."""
 
     database: AsyncDatabase[dict[str, Any]]
     cache_seconds: float = 0.0
@@ -148,15 +149,24 @@ class AuthStore:
 
     async def _cached(self, kind: str, key: str, load: Any) -> Any:
         now = time.monotonic()
-        hit = self._recent.get((kind, key))
+        hit = self._recent.get((kind, digest(key) if kind == "token" else key))
         if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1]
         value = await load(key)
+        if kind == "token":
+            key = digest(key)  # a bearer secret is not kept in memory longer than its request
         if self.cache_seconds > 0:
             if len(self._recent) > 10_000:
                 self._recent.clear()
             self._recent[(kind, key)] = (now, value)
         return value
+
+    async def recent_token(self, secret: str) -> TokenRecord | None:
+        return await self._cached("token", secret, self.load_token)  # type: ignore[no-any-return]
+
+    def _forget_tokens(self) -> None:
+        for key in [k for k in self._recent if k[0] == "token"]:
+            self._recent.pop(key, None)
 
     async def recent_client(self, client_id: str) -> Client | None:
         return await self._cached("client", client_id, self.get_client)  # type: ignore[no-any-return]
@@ -257,6 +267,7 @@ class AuthStore:
 
     async def revoke_token(self, secret: str) -> bool:
         """Revoke the token and, for a refresh token, its whole chain and the access tokens it minted."""
+        self._forget_tokens()
         doc = await self.database[TOKENS].find_one({"_id": digest(secret)}, {"family": 1})
         if doc is None:
             return False
@@ -265,10 +276,12 @@ class AuthStore:
         return True
 
     async def revoke_user_tokens(self, username: str) -> int:
+        self._forget_tokens()
         result = await self.database[TOKENS].update_many({"grant.user": username}, {"$set": {"revoked": True}})
         return result.modified_count
 
     async def revoke_client_tokens(self, client_id: str) -> int:
+        self._forget_tokens()
         result = await self.database[TOKENS].update_many({"grant.client_id": client_id}, {"$set": {"revoked": True}})
         return result.modified_count
 

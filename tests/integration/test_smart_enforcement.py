@@ -154,6 +154,15 @@ def test_bad_tokens_are_401_invalid_token(world: World, case: str) -> None:
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
+def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(world: World) -> None:
+    token = world.token("patient/*.rs", patient="a")
+    with world.api(token) as api:
+        assert api.get("/Patient/a").status_code == 200
+        world.run(lambda store: store.revoke_token(token))  # as another server process would
+        time.sleep(world.server.settings.auth_cache_seconds + 0.2)
+        assert api.get("/Patient/a").status_code == 401
+
+
 # --- patient/ scopes: the compartment on every read path ----------------------------------------------
 
 def test_patient_token_reads_its_patient_and_gets_404_for_anyone_else(world: World) -> None:
