@@ -16,7 +16,12 @@ from typing import Any
 
 from fhir_server import errors, fhirjson
 from fhir_server.context import RequestContext
-from fhir_server.db.store import NewVersion, ResourceStore, StoredVersion, VersionConflict
+from fhir_server.db.store import (
+    NewVersion,
+    ResourceStore,
+    StoredVersion,
+    VersionConflict,
+)
 from fhir_server.errors import FhirError
 from fhir_server.model.registry import is_valid_id
 from fhir_server.search import custom
@@ -126,7 +131,7 @@ async def commit(services: Services, resource_type: str, id: str, if_match: int 
             if check is None:
                 await store.commit(new, current)
             else:
-                await store.atomically(lambda: _commit_checked(store, new, current, check))
+                await store.atomically(lambda new=new, current=current: _commit_checked(store, new, current, check))
             if resource_type == "SearchParameter":
                 custom.apply(services.search_registry, current.raw if current else None, new.raw)
             return current, new
