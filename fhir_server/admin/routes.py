@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request, Response
 
 from fhir_server import errors, fhirjson
 from fhir_server.auth import access, accounts, bearer
-from fhir_server.rest.router import base_url, services_of
+from fhir_server.rest.router import base_url, body_bytes, services_of
 from fhir_server.services import Services
 
 router = APIRouter(prefix="/admin")
@@ -51,19 +51,7 @@ async def _body(request: Request) -> dict[str, Any]:
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type not in _JSON_TYPES:
         raise errors.unsupported_media_type("Send the body as application/json")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise errors.too_large(f"The body is {declared} bytes; at most {MAX_BODY_BYTES} are accepted")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise errors.too_large(f"The body is over the {MAX_BODY_BYTES}-byte limit")
-        chunks.append(chunk)
-    if size == 0:
-        raise errors.invalid("The request has no body")
-    value = fhirjson.parse(b"".join(chunks), MAX_JSON_DEPTH)
+    value = fhirjson.parse(await body_bytes(request, MAX_BODY_BYTES), MAX_JSON_DEPTH)
     if not isinstance(value, dict):
         raise errors.invalid("The body must be a JSON object")
     return value

@@ -75,7 +75,12 @@ async def read_body(request: Request, allowed: set[str] | None = None) -> Any:
     """The parsed JSON body, refused early when it is over the size limit or not JSON."""
     settings = services_of(request).settings
     check_body_type(request.headers.get("content-type"), allowed)
-    limit = settings.max_body_bytes
+    return fhirjson.parse(await body_bytes(request, settings.max_body_bytes), settings.max_json_depth)
+
+
+async def body_bytes(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it is known to be over `limit`, by its declared length
+    or while it streams in; an empty body is a 400."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise errors.too_large(f"The body is {declared} bytes; at most {limit} are accepted")
@@ -88,7 +93,7 @@ async def read_body(request: Request, allowed: set[str] | None = None) -> Any:
         chunks.append(chunk)
     if size == 0:
         raise errors.invalid("The request has no body")
-    return fhirjson.parse(b"".join(chunks), settings.max_json_depth)
+    return b"".join(chunks)
 
 
 def preconditions(request: Request) -> Any:

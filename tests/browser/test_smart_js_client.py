@@ -15,7 +15,6 @@ Set up the app once with `npm ci --prefix tests/browser/js-app` (`make test` doe
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,10 +28,6 @@ from fhir_server.db import embedded
 from tests.conftest import RunningServer, database_name, start_server
 from tests.smart_helpers import PASSWORD, register_public_client, register_user, seed_api
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (the test extra)")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 APP_DIR = Path(__file__).parent / "js-app"
 LIBRARY = APP_DIR / "node_modules" / "fhirclient" / "build" / "fhir-client.js"
 FILES = {"/launch.html": APP_DIR / "launch.html", "/app.html": APP_DIR / "app.html", "/fhir-client.js": LIBRARY}
@@ -114,16 +109,6 @@ def site(mongodb_uri: str, app_server: AppServer) -> Iterator[Site]:
         yield Site(running, app_server, patients)
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @dataclass

@@ -9,7 +9,6 @@ test sees the code without any app running.
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,10 +32,6 @@ from tests.smart_helpers import (
     with_store,
 )
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 SCOPE = "launch/patient offline_access patient/*.rs"
 
 
@@ -66,16 +61,6 @@ def site(mongodb_uri: str) -> Iterator[Site]:
         yield Site(running, r.json()["id"])
     finally:
         running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _open(browser: object, site: Site) -> tuple[object, str, dict[str, str]]:

@@ -4,7 +4,6 @@ secrets shown once. Tokens are the records the token endpoint writes (AuthStore.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -14,13 +13,13 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from joserfc.jwk import ECKey
-from pymongo import AsyncMongoClient
 
 from fhir_server.auth import accounts
 from fhir_server.auth.passwords import verify_password
 from fhir_server.config import Settings
 from fhir_server.db.auth_store import CLIENTS, USERS, AuthStore, Grant
 from tests.conftest import RunningServer, database_name, start_server
+from tests.smart_helpers import with_store
 
 T = TypeVar("T")
 
@@ -30,14 +29,7 @@ class Admin:
     server: RunningServer
 
     def store(self, action: Callable[[AuthStore], Awaitable[T]]) -> T:
-        async def go() -> T:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.server.settings.mongodb_uri, tz_aware=True)
-            try:
-                return await action(AuthStore(client[self.server.settings.database]))
-            finally:
-                await client.close()
-
-        return asyncio.run(go())
+        return with_store(self.server.settings, action)
 
     def token(self, user: str | None, scope: str = "user/*.cruds", client: str = "console") -> str:
         secret = secrets.token_urlsafe(32)

@@ -8,7 +8,6 @@ How tokens are obtained is tested in test_smart_auth_server.py and by the real c
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -18,12 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
-
 from fhir_server.auth.passwords import hash_password
 from fhir_server.config import Settings
 from fhir_server.db.auth_store import AuthStore, Client, Grant, User
 from tests.conftest import RunningServer, database_name, start_server
+from tests.smart_helpers import with_store
 
 CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 VITALS = f"patient/Observation.rs?category={CATEGORY}|vital-signs"
@@ -37,14 +35,8 @@ class World:
     admin: str  # a token that may do anything (system/*.cruds)
     ids: dict[str, str]
 
-    def run(self, coroutine: Any) -> Any:
-        async def go() -> Any:
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(self.server.settings.mongodb_uri, tz_aware=True)
-            try:
-                return await coroutine(AuthStore(client[self.server.settings.database]))
-            finally:
-                await client.close()
-        return asyncio.run(go())
+    def run(self, work: Any) -> Any:
+        return with_store(self.server.settings, work)
 
     def token(self, scope: str, *, patient: str | None = None, user: str | None = None, client: str = "app",
               lifetime: timedelta = timedelta(hours=1), aud: str | None = None, fhir_user: str | None = None) -> str:
