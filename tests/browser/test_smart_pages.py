@@ -8,17 +8,13 @@ test sees the code without any app running.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 import pytest
 
 from fhir_server.config import Settings
-from fhir_server.db.auth_store import Grant
 from tests.conftest import RunningServer, database_name, start_server
 from tests.smart_helpers import (
     PASSWORD,
@@ -26,10 +22,9 @@ from tests.smart_helpers import (
     authorize_params,
     exchange_code,
     pkce_pair,
-    register_backend_client,
     register_public_client,
     register_user,
-    with_store,
+    seed_api,
 )
 
 SCOPE = "launch/patient offline_access patient/*.rs"
@@ -47,14 +42,8 @@ def site(mongodb_uri: str) -> Iterator[Site]:
                         login_attempts_per_minute=10_000)
     running = start_server(settings)
     try:
-        base = f"{running.url}/fhir"
-        register_backend_client(settings, "seed", "system/*.cruds")
-        secret = secrets.token_urlsafe(32)
-        with_store(settings, lambda store: store.save_token(secret, "access", Grant("seed", "system/*.cruds", base),
-                                                            datetime.now(UTC), timedelta(hours=1)))
-        r = httpx.post(f"{base}/Patient", headers={"Authorization": f"Bearer {secret}",
-                                                   "Content-Type": "application/fhir+json"},
-                       json={"resourceType": "Patient", "name": [{"family": "Ndlovu", "given": ["Thandi"]}]})
+        with seed_api(running) as api:
+            r = api.post("/Patient", json={"resourceType": "Patient", "name": [{"family": "Ndlovu", "given": ["Thandi"]}]})
         assert r.status_code == 201, r.text
         register_user(settings, "dr-browser", "doctor", fhir_user="Practitioner/p-9")
         register_public_client(settings, "web-app", SCOPE)
