@@ -396,6 +396,32 @@ def test_bulk_export_needs_system_scopes_and_jobs_belong_to_their_client(world: 
         assert other.get("/$export", headers=headers, params={"_type": "Observation"}).status_code == 403
 
 
+def test_group_export_with_user_scopes_when_the_server_allows_it(mongodb_uri: str) -> None:
+    settings = Settings(mongodb_uri=mongodb_uri, database=database_name(), auth="on", group_export_user_scopes=True)
+    running = start_server(settings)
+    try:
+        local = World(running, running.url + "/fhir", "", {})
+
+        async def register(store: AuthStore) -> None:
+            await store.put_client(Client("app", "Test app", "public", "patient/*.rs user/*.cruds", ("http://l/cb",)))
+            await store.put_user(User("doc", hash_password("correct horse battery"), "doctor"))
+            await store.put_user(User("clerk", hash_password("correct horse battery"), "clerk"))
+            await store.put_user(User("boss", hash_password("correct horse battery"), "administrator"))
+
+        local.run(register)
+        headers = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
+        with local.api(local.token("user/*.cruds", user="boss")) as admin:
+            assert admin.put("/Group/g", json={"resourceType": "Group", "id": "g", "type": "person",
+                                               "actual": True}).status_code == 201
+        with local.api(local.token("user/*.cruds", user="doc")) as doctor:
+            assert doctor.get("/Group/g/$export", headers=headers).status_code == 202
+            assert doctor.get("/$export", headers=headers).status_code == 403  # system export still needs system/
+        with local.api(local.token("user/*.rs", user="clerk")) as clerk:  # a clerk cannot read Group at all
+            assert clerk.get("/Group/g/$export", headers=headers).status_code == 403
+    finally:
+        running.stop()
+
+
 def test_reindex_is_for_administrators(world: World) -> None:
     with world.api(world.token("user/*.cruds", user="doc")) as api:
         assert api.post("/$reindex").status_code == 403
