@@ -9,8 +9,11 @@ Rules (docs/access-control.md):
 - `system/` scopes: no compartment. `user/` scopes: no compartment for staff; a portal user (role
   `patient`) is confined to their own Patient's compartment. `patient/` scopes: confined to the launch
   context patient; without one they allow nothing.
-- Types outside the Patient compartment (Practitioner, Organization, Location, Medication …) are shared
-  reference data: a compartment-confined scope may read and search them, but never write them.
+- Types outside the Patient compartment are of two kinds. Shared reference data (`SHARED_TYPES`: the
+  directory, catalogues, definitions, terminology, Slot): a compartment-confined scope may read and search
+  them, never write them. The rest can carry a patient's data without the compartment saying whose
+  (Binary, Bundle, Task, Device, MessageHeader, PaymentNotice …): a compartment-confined scope gets none of
+  them (fail closed).
 """
 
 from __future__ import annotations
@@ -21,6 +24,26 @@ from fhir_server.context import Caller
 from fhir_server.search.registry import patient_compartment_params
 
 LETTERS = {"create": "c", "read": "r", "update": "u", "delete": "d", "search": "s"}
+SHARED_TYPES = frozenset({
+    # who and where: the directory
+    "Practitioner", "PractitionerRole", "Organization", "OrganizationAffiliation", "Location",
+    "HealthcareService", "Endpoint", "InsurancePlan", "Slot",
+    # what: products and catalogues
+    "Medication", "MedicationKnowledge", "Substance", "SubstanceNucleicAcid", "SubstancePolymer",
+    "SubstanceProtein", "SubstanceReferenceInformation", "SubstanceSourceMaterial", "SubstanceSpecification",
+    "DeviceDefinition", "CatalogEntry", "ChargeItemDefinition", "ObservationDefinition", "SpecimenDefinition",
+    "MedicinalProduct", "MedicinalProductAuthorization", "MedicinalProductContraindication",
+    "MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction",
+    "MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical",
+    "MedicinalProductUndesirableEffect",
+    # how: definitions, knowledge, conformance and terminology
+    "ActivityDefinition", "PlanDefinition", "EventDefinition", "Library", "Measure", "Questionnaire",
+    "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "Evidence", "EvidenceVariable",
+    "EffectEvidenceSynthesis", "RiskEvidenceSynthesis", "ExampleScenario", "GraphDefinition",
+    "MessageDefinition", "CapabilityStatement", "CompartmentDefinition", "ImplementationGuide",
+    "OperationDefinition", "SearchParameter", "StructureDefinition", "StructureMap", "TerminologyCapabilities",
+    "TestScript", "CodeSystem", "ValueSet", "ConceptMap", "NamingSystem",
+})
 
 
 @dataclass(frozen=True)
@@ -76,7 +99,7 @@ def restriction(caller: Caller, resource_type: str, letter: str) -> Restriction:
                 continue
             compartment = f"Patient/{caller.own_patient}"
         if compartment is not None and not in_patient_compartment(resource_type):
-            if letter not in "rs":
+            if letter not in "rs" or resource_type not in SHARED_TYPES:
                 continue
             compartment = None
         clause = Clause(compartment, scope.constraints)

@@ -97,6 +97,8 @@ def world(mongodb_uri: str) -> Iterator[World]:
             response = admin.post("/Observation", json=body)
             assert response.status_code == 201, response.text
             world.ids[key] = response.json()["id"]
+        assert admin.put("/Binary/bin1", json={"resourceType": "Binary", "id": "bin1", "contentType": "text/plain",
+                                               "data": "Ym9vaw=="}).status_code == 201
         assert admin.put("/Group/g1", json={"resourceType": "Group", "id": "g1", "type": "person", "actual": True,
                                             "member": [{"entity": {"reference": "Patient/a"}}]}).status_code == 201
     try:
@@ -166,6 +168,9 @@ def test_patient_token_reads_its_patient_and_gets_404_for_anyone_else(world: Wor
         assert api.get(f"/Observation/{world.ids['b-vital']}/_history/1").status_code == 404
         assert api.get(f"/Observation/{world.ids['b-vital']}/_history").status_code == 404
         assert api.get("/Practitioner/doc1").status_code == 200  # shared reference data
+        # outside the compartment but able to hold anybody's data: refused whole
+        assert api.get("/Binary/bin1").status_code == 403
+        assert api.get("/Task", params={"patient": "Patient/b"}).status_code == 403
 
 
 def test_the_fhir_user_resource_is_readable_with_the_token_that_names_it(world: World) -> None:
