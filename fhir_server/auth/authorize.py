@@ -92,6 +92,13 @@ async def authorize(server: SmartAuthorizationServer, request: Request) -> Respo
     return response
 
 
+async def _app_name(server: SmartAuthorizationServer, data: dict[str, Any]) -> str | None:
+    """The registered name of the app an authorization request comes from, to name it on the sign-in page."""
+    client_id = next((v for k, v in data.get("params", []) if k == "client_id"), None)
+    client = await server.services.auth.get_client(client_id) if client_id else None
+    return client.name if client else None
+
+
 def _login_page(tx: str, nxt: str, session: sessions.BrowserSession, error: str | None = None,
                 status: int = 200, username: str = "", app: str | None = None) -> Response:
     context = pages.Html(f"<p>Sign in to continue to {pages.esc(app)}.</p>" if app else "")
@@ -181,7 +188,7 @@ async def continue_(server: SmartAuthorizationServer, request: Request) -> Respo
     if session is None or data is None:
         return pages.message("Sign-in expired", EXPIRED, 400)
     if user is None:
-        return _login_page(tx, "", session)
+        return _login_page(tx, "", session, app=await _app_name(server, data))
     step = await _step(server, request, tx, data, user)
     if not isinstance(step, Step):
         return step
@@ -245,7 +252,8 @@ async def login_submit(server: SmartAuthorizationServer, request: Request) -> Re
     try:
         user = await verify_login(store, server.services.settings, username, form.get("password") or "", address, now)
     except LoginRefused as refused:
-        return _login_page(tx, nxt, session, refused.message, refused.status, username)
+        return _login_page(tx, nxt, session, refused.message, refused.status, username,
+                           await _app_name(server, data) if data else None)
     fresh = await sessions.sign_in(store, session, user.username, now)
     if tx:
         await sessions.update_tx(store, tx, {"sid": digest(fresh.sid)})

@@ -75,6 +75,7 @@ def _finish(site: Site, verifier: str, captured: dict[str, str]) -> dict[str, ob
 
 def test_sign_in_pick_patient_untick_scope_with_mouse_and_labels(browser: object, site: Site) -> None:
     page, verifier, captured = _open(browser, site)
+    assert "Sign in to continue to App web-app" in page.inner_text("body")  # the user sees who is asking
     page.get_by_label("Username").fill("dr-browser")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
