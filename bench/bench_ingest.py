@@ -44,10 +44,8 @@ import asyncio
 import gzip
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -65,33 +63,26 @@ for _p in (str(ROOT), str(HERE)):
         sys.path.insert(0, _p)
 
 import synthetic
-from bench_crud import (
+from harness import (
     CpuWatch,
     Phase,
     Profiler,
-    _uvloop,
-    _version,
+    load_average,
+    run_on_store,
     start_server,
     stop_server,
+    store_description,
     summarise_profile,
+    version_of,
     wait_ready,
 )
 
-from fhir_server.db import embedded
 from fhir_server.db.mongo_store import HISTORY, MongoResourceStore
 from fhir_server.search.extract import Extractor
 from fhir_server.search.registry import SearchRegistry
 
 SYNTHEA = ROOT.parent / "shared" / "fhir" / "synthea"
 FHIR_JSON = "application/fhir+json"
-
-
-def _uptime() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 # -------------------------------------------------------------------------------------------- inputs
@@ -547,7 +538,7 @@ async def bench(args: argparse.Namespace, uri: str, store_pid: int | None, workd
     bundles, directory = synthea_bundles(workdir)
     all_types = {t for b in bundles for t in b.types}
     entries = sum(b.entries for b in bundles)
-    print(f"{len(bundles)} Synthea bundles, {entries} entries, {len(all_types)} types; load average {_uptime()}",
+    print(f"{len(bundles)} Synthea bundles, {entries} entries, {len(all_types)} types; load average {load_average()}",
           flush=True)
     prefix = f"bi{uuid.uuid4().hex[:6]}_" if args.mongodb_uri else ""
     databases: list[str] = []
@@ -562,8 +553,8 @@ async def bench(args: argparse.Namespace, uri: str, store_pid: int | None, workd
     try:
         if not args.skip_ingest:
             for r in range(args.rounds):
-                results.loads.append(_uptime())
-                print(f"\n== ingest round {r + 1}/{args.rounds} (load average {_uptime()})", flush=True)
+                results.loads.append(load_average())
+                print(f"\n== ingest round {r + 1}/{args.rounds} (load average {load_average()})", flush=True)
                 before = {k: (row.phase.ops, row.phase.seconds) for k, row in rows.items()}
                 names = {k: f"{prefix}{k}_{r}" for k in ("http", "cli", "bare", "indexed", "txn")}
                 databases += list(names.values())
@@ -622,7 +613,7 @@ async def bench(args: argparse.Namespace, uri: str, store_pid: int | None, workd
                     order = ["export", "floor"] if i % 2 == 0 else ["floor", "export"]
                     for what in order:
                         if what == "export":
-                            print(f"  export {i + 1}: kick-off, poll, download (load average {_uptime()}) ...",
+                            print(f"  export {i + 1}: kick-off, poll, download (load average {load_average()}) ...",
                                   flush=True)
                             run = await run_export(server, store_pid, args.poll, args.downloads)
                             if run.error:
@@ -769,40 +760,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.rounds = max(0, args.rounds)
 
-    workdir = Path(tempfile.mkdtemp(prefix="fhir-bench-ingest-"))
     started = time.perf_counter()
-    where = "external MongoDB" if args.mongodb_uri else f"embedded SecantusDB {_version('SecantusDB')}"
-    print(f"{os.cpu_count()} CPUs; load average {_uptime()}; store: {where}; server: fhir-server "
-          f"{_version('fhir-server')}; Python {sys.version.split()[0]}", flush=True)
-    store = None
-    try:
-        if args.mongodb_uri:
-            uri, store_pid = args.mongodb_uri, None
-        else:
-            store = embedded.start(workdir / "store", log_file=workdir / "store.log")
-            uri, store_pid = store.uri, store.process.pid
-        loop = _uvloop()
-        runner = asyncio.Runner(loop_factory=loop.new_event_loop) if loop else asyncio.Runner()
-        with runner:
-            results = runner.run(bench(args, uri, store_pid, workdir))
-    except Exception as exc:  # a measurement tool: say what went wrong, and keep the logs
-        import traceback
-
-        traceback.print_exc()
-        print(f"bench failed: {type(exc).__name__}: {exc}\nlogs in {workdir}", file=sys.stderr)
-        args.keep = True
+    print(f"{os.cpu_count()} CPUs; load average {load_average()}; store: {store_description(args)}; server: "
+          f"fhir-server {version_of('fhir-server')}; Python {sys.version.split()[0]}", flush=True)
+    outcome = run_on_store(args, "fhir-bench-ingest-", bench)
+    if outcome is None:
         return 1
-    finally:
-        if store is not None:
-            store.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    results, workdir = outcome
     print()
     print(report(results, args))
     if results.profile:
         print()
         print(results.profile)
-    print(f"\n(total {time.perf_counter() - started:.0f} s; load average now {_uptime()}"
+    print(f"\n(total {time.perf_counter() - started:.0f} s; load average now {load_average()}"
           f"{'; logs in ' + str(workdir) if args.keep else ''})")
     return 0
 

@@ -26,9 +26,7 @@ import argparse
 import asyncio
 import itertools
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -48,20 +46,21 @@ for path in (str(ROOT), str(HERE)):
         sys.path.insert(0, path)
 
 import synthetic
-from bench_crud import (
+from harness import (
     CpuWatch,
     Phase,
-    _uvloop,
-    _version,
     cpu_seconds,
     http_client,
+    load_average,
     run_for,
+    run_on_store,
     start_server,
     stop_server,
+    store_description,
+    version_of,
     wait_ready,
 )
 
-from fhir_server.db import embedded
 from fhir_server.db.mongo_store import CODEC_OPTIONS, MongoResourceStore
 from fhir_server.search.dates import parse_range
 from fhir_server.search.extract import Extractor
@@ -479,7 +478,7 @@ async def measure_size(args: argparse.Namespace, store_uri: str, store_pid: int 
             await mongo.close()
     finally:
         stop_server(proc)
-    return SizeResult(size, clones, per_type, load_s, load_store_s, results, _uptime())
+    return SizeResult(size, clones, per_type, load_s, load_store_s, results, "load average " + load_average())
 
 
 async def quiesce(pid: int, idle: float = 0.15, limit: float = 20.0) -> float:
@@ -492,14 +491,6 @@ async def quiesce(pid: int, idle: float = 0.15, limit: float = 20.0) -> float:
         if cpu_seconds(pid) - before < idle:
             break
     return time.perf_counter() - started
-
-
-def _uptime() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return "load average " + " ".join(f.read().split()[:3])
-    except OSError:
-        return "load average ?"
 
 
 async def bench(args: argparse.Namespace, store_uri: str, store_pid: int | None, workdir: Path) -> list[SizeResult]:
@@ -629,34 +620,13 @@ def main(argv: list[str] | None = None) -> int:
     args.rounds = max(1, args.rounds)
     args.default_count = 50  # the server's FHIR_DEFAULT_PAGE_SIZE default (the bench does not set it)
 
-    workdir = Path(tempfile.mkdtemp(prefix="fhir-bench-search-"))
     started = time.perf_counter()
-    where = "external MongoDB" if args.mongodb_uri else f"embedded SecantusDB {_version('SecantusDB')}"
-    print(f"{os.cpu_count()} CPUs; store: {where}; server: fhir-server {_version('fhir-server')}; "
-          f"Python {sys.version.split()[0]}; {_uptime()}", flush=True)
-    store = None
-    try:
-        if args.mongodb_uri:
-            uri, store_pid = args.mongodb_uri, None
-        else:
-            store = embedded.start(workdir / "store", log_file=workdir / "store.log")
-            uri, store_pid = store.uri, store.process.pid
-        loop = _uvloop()
-        runner = asyncio.Runner(loop_factory=loop.new_event_loop) if loop else asyncio.Runner()
-        with runner:
-            results = runner.run(bench(args, uri, store_pid, workdir))
-    except Exception as exc:  # noqa: BLE001  # a measurement tool: say what went wrong, and keep the logs
-        import traceback
-
-        traceback.print_exc()
-        print(f"bench failed: {type(exc).__name__}: {exc}\nlogs in {workdir}", file=sys.stderr)
-        args.keep = True
+    print(f"{os.cpu_count()} CPUs; store: {store_description(args)}; server: fhir-server "
+          f"{version_of('fhir-server')}; Python {sys.version.split()[0]}; load average {load_average()}", flush=True)
+    outcome = run_on_store(args, "fhir-bench-search-", bench)
+    if outcome is None:
         return 1
-    finally:
-        if store is not None:
-            store.stop()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    results, workdir = outcome
     print()
     print(report(results, args))
     print(f"\n(total {time.perf_counter() - started:.0f} s{'; logs in ' + str(workdir) if args.keep else ''})")
