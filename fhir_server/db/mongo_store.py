@@ -55,6 +55,7 @@ class _Unit:
 
     session: AsyncClientSession
     pending: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    committed: list[Callable[[], None]] = field(default_factory=list)  # after_commit actions, in order
 
 
 _unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("fhir_unit", default=None)
@@ -272,13 +273,18 @@ class MongoResourceStore:
                     await self._flush(unit)
                 finally:
                     _unit.reset(token)
+            for action in unit.committed:  # reached only when the transaction committed
+                action()
 
     async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
         if _unit.get() is not None:
             return await work()
         async with self._client.start_session() as session:
+            last: list[_Unit] = []
+
             async def attempt(s: AsyncClientSession) -> T:
                 unit = _Unit(s)
+                last[:] = [unit]  # a retried attempt replaces the one before: only the committed one counts
                 token = _unit.set(unit)
                 try:
                     result = await work()
@@ -286,7 +292,17 @@ class MongoResourceStore:
                     return result
                 finally:
                     _unit.reset(token)
-            return await session.with_transaction(attempt)
+            result = await session.with_transaction(attempt)
+        for action in last[0].committed if last else ():
+            action()
+        return result
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        unit = _unit.get()
+        if unit is None:
+            action()
+        else:
+            unit.committed.append(action)
 
     async def lock(self, key: str) -> None:
         unit = _unit.get()

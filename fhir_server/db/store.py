@@ -118,6 +118,10 @@ class ResourceStore(Protocol):
     async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run `work` as one transaction, re-running it on transient conflicts; joins an outer unit of work."""
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once the running unit of work has committed (at once outside one); never if it rolls
+        back. For in-memory state that must follow the database, such as the search registry."""
+
     async def lock(self, key: str) -> None:
         """Inside `atomically`: serialise with every other unit of work that locks the same key (used so that
         two conditional creates with the same criteria cannot both create)."""

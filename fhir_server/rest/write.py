@@ -12,6 +12,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from fhir_server import errors, fhirjson
@@ -133,7 +134,9 @@ async def commit(services: Services, resource_type: str, id: str, if_match: int 
             else:
                 await store.atomically(lambda new=new, current=current: _commit_checked(store, new, current, check))
             if resource_type == "SearchParameter":
-                custom.apply(services.search_registry, current.raw if current else None, new.raw)
+                # joins the registry only if the write commits (a transaction Bundle may still roll back)
+                store.after_commit(partial(custom.apply, services.search_registry,
+                                           current.raw if current else None, new.raw))
             return current, new
         except VersionConflict:
             if if_match is not None:

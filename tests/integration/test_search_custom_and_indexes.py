@@ -112,3 +112,20 @@ def test_common_query_shapes_use_an_index(client: httpx.Client, settings: Settin
                 assert "IXSCAN" in _winning_plan_stages(plan), (resource_type, branch, plan)
     finally:
         mongo.close()
+
+
+def test_a_search_parameter_in_a_rolled_back_transaction_never_becomes_active(client: httpx.Client) -> None:
+    # the POST runs first (transaction order), then the stale If-Match fails the Bundle: all rolls back
+    failing = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": RANK, "request": {"method": "POST", "url": "SearchParameter"}},
+        {"resource": {"resourceType": "Patient", "id": "p1"},
+         "request": {"method": "PUT", "url": "Patient/p1", "ifMatch": 'W/"7"'}},
+    ]}
+    assert client.post("", json=failing).status_code == 412
+    assert client.get("/SearchParameter", params={"code": "rank"}).json().get("entry", []) == []
+    strict = client.get("/Patient", params={"rank": "1"}, headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400  # unknown parameter: the rolled-back definition left nothing behind
+    committed = {"resourceType": "Bundle", "type": "transaction",
+                 "entry": [{"resource": RANK, "request": {"method": "POST", "url": "SearchParameter"}}]}
+    assert client.post("", json=committed).status_code == 200
+    assert client.get("/Patient", params={"rank": "1"}, headers={"Prefer": "handling=strict"}).status_code == 200
