@@ -250,7 +250,7 @@ class SmartAuthorizationServer(AuthorizationServer):
         raise TypeError("build a SmartRequest in the route (the body must be read before authlib runs)")
 
     def create_json_request(self, request: Any) -> Any:  # pragma: no cover - no dynamic registration
-        raise NotImplementedError
+        raise NotImplementedError("no JSON endpoints are registered (dynamic client registration is not offered)")
 
     def handle_response(self, status: int, body: Any, headers: Any) -> Response:
         header_map = dict(headers or [])
