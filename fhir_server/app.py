@@ -32,6 +32,7 @@ from fhir_server.operations.export_worker import ExportWorker
 from fhir_server.rest import capabilities, health
 from fhir_server.rest.router import router
 from fhir_server.auth import routes as auth_routes
+from fhir_server.auth.authlib_adapter import FormError
 from fhir_server.auth.cors import SmartCors
 from fhir_server.admin import routes as admin_routes
 from fhir_server.search import custom
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(admin_routes.router)
     app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(FormError, auth_routes.form_refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(SmartCors)  # SMART CORS rules (auth/cors.py); inside CatchAll

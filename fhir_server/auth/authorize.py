@@ -29,7 +29,6 @@ from starlette.responses import RedirectResponse, Response
 from fhir_server.auth import launch, negotiation, pages, roles, scopes, sessions
 from fhir_server.auth.authlib_adapter import (
     AuthUser,
-    FormError,
     SmartAuthorizationServer,
     SmartRequest,
     read_form,
@@ -70,10 +69,7 @@ def _oauth_error_page(server: SmartAuthorizationServer, req: SmartRequest | None
 
 
 async def authorize(server: SmartAuthorizationServer, request: Request) -> Response:
-    try:
-        form = await read_form(request)
-    except FormError as exc:
-        return pages.message("Request refused", exc.message, exc.status)
+    form = await read_form(request)  # a bad form: routes.form_refused
     query = list(request.query_params.multi_items())
     params = form + query if request.method == "POST" else query
     req = None
@@ -231,10 +227,7 @@ async def login_form(server: SmartAuthorizationServer, request: Request) -> Resp
 
 
 async def login_submit(server: SmartAuthorizationServer, request: Request) -> Response:
-    try:
-        form = dict(await read_form(request))
-    except FormError as exc:
-        return pages.message("Request refused", exc.message, exc.status)
+    form = dict(await read_form(request))  # a bad form: routes.form_refused
     store = server.services.auth
     now = _now()
     tx = form.get("tx") or ""
@@ -266,10 +259,7 @@ async def login_submit(server: SmartAuthorizationServer, request: Request) -> Re
 
 
 async def picker_submit(server: SmartAuthorizationServer, request: Request) -> Response:
-    try:
-        form = dict(await read_form(request))
-    except FormError as exc:
-        return pages.message("Request refused", exc.message, exc.status)
+    form = dict(await read_form(request))  # a bad form: routes.form_refused
     tx = form.get("tx") or ""
     session, data, user = await _signed_in(server, request, tx)
     if session is None or not session.csrf_ok(form.get("csrf")):
@@ -286,10 +276,7 @@ async def picker_submit(server: SmartAuthorizationServer, request: Request) -> R
 
 
 async def consent_submit(server: SmartAuthorizationServer, request: Request) -> Response:
-    try:
-        pairs = await read_form(request)
-    except FormError as exc:
-        return pages.message("Request refused", exc.message, exc.status)
+    pairs = await read_form(request)  # a bad form: routes.form_refused
     form = dict(pairs)
     tx = form.get("tx") or ""
     session, data, user = await _signed_in(server, request, tx)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fhir_server import errors
-from fhir_server.auth import roles, scopes
+from fhir_server.auth import roles, scopes, urls
 from fhir_server.context import Caller
 from fhir_server.db.auth_store import AuthStore, TokenRecord
 
@@ -43,7 +43,7 @@ async def active_token(store: AuthStore, secret: str, now: datetime, audience: s
         raise _unauthorized("The access token was revoked")
     if not record.active(now):
         raise _unauthorized("The access token has expired")
-    if record.grant.aud.rstrip("/") != audience.rstrip("/"):
+    if not urls.same_base(record.grant.aud, audience):
         raise _unauthorized("The access token was issued for another server (aud)")
     return record
 

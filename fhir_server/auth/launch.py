@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from fhir_server.auth import pages, roles, sessions
-from fhir_server.auth.authlib_adapter import FormError, read_form
+from fhir_server.auth.authlib_adapter import read_form
 from fhir_server.auth.urls import fhir_base
 from fhir_server.db.auth_store import LAUNCHES, AuthStore, Client
 from fhir_server.services import Services
@@ -85,10 +85,7 @@ async def launcher_page(services: Services, request: Request, now: datetime, err
 
 
 async def launch_submit(services: Services, request: Request, now: datetime) -> Response:
-    try:
-        form = dict(await read_form(request))
-    except FormError as exc:
-        return pages.message("Request refused", exc.message, exc.status)
+    form = dict(await read_form(request))  # a bad form: routes.form_refused
     session, user = await _staff(services, request, now)
     if session is None or not session.csrf_ok(form.get("csrf")):
         return pages.message("Request refused", "The form has expired or was not sent from this page. "

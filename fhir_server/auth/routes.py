@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from fhir_server.auth import authorize, discovery, keys, launch, sessions
+from fhir_server.auth import authorize, discovery, keys, launch, pages, sessions
 from fhir_server.auth.authlib_adapter import FormError, SmartAuthorizationServer, read_form, run_in_worker
 from fhir_server.auth.endpoints import build_server
 from fhir_server.auth.negotiation import MAX_SCOPE_PARAM
@@ -51,6 +51,13 @@ def server_of(request: Request) -> SmartAuthorizationServer:
     if server is None:
         raise RuntimeError("the authorization server was not started")
     return server
+
+
+async def form_refused(request: Request, exc: Exception) -> Response:
+    """A sign-in, picker, consent or launcher form that cannot be read (too large, not a form, repeated or
+    malformed fields): a plain HTML refusal. The OAuth endpoints catch FormError themselves (JSON errors)."""
+    assert isinstance(exc, FormError)
+    return pages.message("Request refused", exc.message, exc.status)
 
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:

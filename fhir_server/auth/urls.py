@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 
 def fhir_base(request: Request) -> str:
-    """The FHIR base URL (no trailing slash), exactly as rest/router.base_url computes it."""
+    """The FHIR base URL (no trailing slash): `FHIR_BASE_URL`, or `<request base>/fhir`."""
     configured = request.app.state.services.settings.base_url
     if configured:
         return str(configured).rstrip("/")

@@ -11,6 +11,7 @@ from typing import Any
 
 from fhir_server import __version__
 from fhir_server.config import Settings
+from fhir_server.auth import urls
 from fhir_server.model.registry import ResourceRegistry
 from fhir_server.rest.negotiate import FHIR_JSON, JSON_PATCH
 from fhir_server.search.registry import SearchRegistry
@@ -57,15 +58,13 @@ def _includes(search: SearchRegistry, resource_type: str) -> list[str]:
 def _security(base_url: str) -> dict[str, Any]:
     """SMART's declaration in the CapabilityStatement (app-launch 2.x: the .well-known document is the
     primary one; the oauth-uris extension is kept for clients written against SMART 1)."""
-    server = base_url.rsplit("/fhir", 1)[0] if base_url.endswith("/fhir") else base_url
-    uris = [("authorize", "/auth/authorize"), ("token", "/auth/token"), ("introspect", "/auth/introspect"),
-            ("revoke", "/auth/revoke")]
+    endpoints = ("authorize", "token", "introspect", "revoke")
     return {
         "cors": True,
         "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                  "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
         "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                       "extension": [{"url": name, "valueUri": server + path} for name, path in uris]}],
+                       "extension": [{"url": name, "valueUri": urls.auth_url(base_url, name)} for name in endpoints]}],
         "description": "Every request needs a SMART access token; see .well-known/smart-configuration",
     }
 

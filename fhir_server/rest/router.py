@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from fhir_server import errors, fhirjson
-from fhir_server.auth import bearer
+from fhir_server.auth import bearer, urls
 from fhir_server.context import Caller, RequestContext
 from fhir_server.operations import everything, export, reindex
 from fhir_server.rest import bundle, create, delete, history, patch, read, search, update, vread
@@ -35,11 +35,7 @@ def services_of(request: Request) -> Services:
     return services
 
 
-def base_url(request: Request) -> str:
-    configured = services_of(request).settings.base_url
-    if configured:
-        return configured.rstrip("/")
-    return str(request.base_url).rstrip("/") + "/fhir"
+base_url = urls.fhir_base  # one definition of the FHIR base for the API, `aud` and discovery
 
 
 async def context(request: Request, public: bool = False) -> RequestContext:

@@ -580,6 +580,16 @@ def test_token_endpoint_bad_input_is_an_oauth_error(world: World) -> None:
         assert "error" in r.json()
 
 
+def test_unreadable_page_forms_are_refused_with_a_page_not_a_500(world: World) -> None:
+    for path in ("/auth/login", "/auth/picker", "/auth/consent", "/auth/launcher"):
+        huge = httpx.post(world.url + path, content=b"a=" + b"x" * 200_000,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert huge.status_code == 413, (path, huge.status_code)
+        assert huge.headers["content-type"].startswith("text/html")
+        wrong = httpx.post(world.url + path, json={"username": "x"})
+        assert wrong.status_code == 415, (path, wrong.status_code)
+
+
 # --- sign-in: lockout, rate limit, CSRF ---------------------------------------------------------------------
 def test_lockout_after_five_failures(world: World) -> None:
     register_user(world.settings, "locky", "doctor")
